@@ -1,0 +1,16 @@
+"""Socket Lifecycle Lab helpers: drive real processes one socket call at a time and watch them.
+
+    from helpers import Puppet, workspace, explain
+
+See DESIGN.md of the course for the map of modules; each module's docstring explains its model.
+"""
+
+from helpers.explain import explain
+from helpers.observe import snapshot, wait_until, wait_until_blocked
+from helpers.puppet import PendingCall, Puppet, PuppetBusy, PuppetExited, RemoteSocket, puppets
+from helpers.workspace import workspace
+
+__all__ = [
+    "PendingCall", "Puppet", "PuppetBusy", "PuppetExited", "RemoteSocket", "explain", "puppets",
+    "snapshot", "wait_until", "wait_until_blocked", "workspace",
+]

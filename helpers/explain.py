@@ -1,0 +1,107 @@
+"""Errno -> what it means for a socket call, and what to try. Used by every error view.
+
+`explain(exc)` turns `[Errno 98] Address already in use` into a sentence a student can act on:
+
+    EADDRINUSE (98): the address is taken: a listening socket owns this port, or a socket file
+    already exists at this path (perhaps left by a server that exited). Try: connect to it first to
+    see whether a server is alive; if not (ECONNREFUSED), unlink the stale file and bind again.
+
+Introduced in 01-socket-creation; every lesson's errors pass through it.
+"""
+
+from __future__ import annotations
+
+import errno
+
+__all__ = ["explain", "errno_name"]
+
+# errno name -> (what it means for sockets, what to try)
+_MEANINGS: dict[str, tuple[str, str]] = {
+    "EADDRINUSE": ("the address is taken: a socket already listens on this port, or a socket file "
+                   "already exists at this path (perhaps left behind by a server that exited)",
+                   "connect to it first: ECONNREFUSED means a stale file you may unlink; for TCP pick "
+                   "another port, or port 0 to let the kernel choose"),
+    "EADDRNOTAVAIL": ("this machine has no such local address", "bind to 127.0.0.1 or to port 0"),
+    "ENOENT": ("no socket file at this path (nobody has bound it, or it was unlinked)",
+               "check the path; start the server first, or retry until it has bound"),
+    "ECONNREFUSED": ("nobody accepts connections here: a stale socket file, a socket that is not "
+                     "listening, or a closed TCP port",
+                     "start the server (bind + listen), or retry later with a growing delay"),
+    "EACCES": ("permission denied: connecting to a socket file needs write permission on it and search "
+               "permission on every directory on the way",
+               "check `ls -l` of the file and its directory; root bypasses these checks"),
+    "EPERM": ("the operation is not permitted for this user", "run it as a user who may, or change the setup"),
+    "EAGAIN": ("the call would have to wait, and the socket is non-blocking (for a connect to a Unix "
+               "socket: the listener's accept queue is full)",
+               "wait until the socket is ready (selectors / poll), or retry later"),
+    "EINPROGRESS": ("a non-blocking TCP connect has started and is not finished yet",
+                    "wait until the socket is writable, then read SO_ERROR"),
+    "EALREADY": ("a non-blocking connect is already in progress on this socket",
+                 "wait for it to finish"),
+    "ETIMEDOUT": ("the peer never answered: TCP gave up after its retries (tcp_syn_retries)",
+                  "check the address; retry later, or use a shorter timeout of your own"),
+    "EINVAL": ("an argument does not fit the socket's state, e.g. accept on a socket that is not "
+               "listening (or was shut down), bind on a socket that already has a name",
+               "check the order: socket, bind, listen, then accept"),
+    "EBADF": ("that is not an open file descriptor: the socket was closed",
+              "create a new socket; a closed one cannot be reused"),
+    "ENOTSOCK": ("the file descriptor is not a socket", "pass a socket"),
+    "EAFNOSUPPORT": ("this address family is not supported by the protocol or the kernel",
+                     "use AF_UNIX, AF_INET or AF_INET6"),
+    "EPROTONOSUPPORT": ("this protocol is not supported for this family and type",
+                        "pass protocol 0 to get the default (TCP for SOCK_STREAM, UDP for SOCK_DGRAM)"),
+    "ESOCKTNOSUPPORT": ("this socket type is not supported in this family", "use SOCK_STREAM or SOCK_DGRAM"),
+    "EPROTOTYPE": ("the socket type does not match the peer's (e.g. a datagram sent to a stream socket's path)",
+                   "use the same type on both sides"),
+    "EOPNOTSUPP": ("this socket type does not support the operation (e.g. listen on a datagram socket)",
+                   "listen/accept are for SOCK_STREAM and SOCK_SEQPACKET only"),
+    "EMFILE": ("this process has no free file descriptor left (RLIMIT_NOFILE)",
+               "close sockets you no longer need; check `ulimit -n`"),
+    "ENFILE": ("the whole system has run out of file descriptors", "close files and sockets"),
+    "EPIPE": ("the peer has closed (or this side shut down writing): nobody will read what you send; "
+              "a C program gets SIGPIPE and dies, Python ignores SIGPIPE and raises BrokenPipeError",
+              "stop writing; close the socket; in C, use MSG_NOSIGNAL or ignore SIGPIPE"),
+    "ECONNRESET": ("the peer reset the connection (RST): it closed with unread data, or aborted",
+                   "treat the connection as gone; close it and reconnect if needed"),
+    "ENOTCONN": ("the socket is not connected", "connect (or accept) first; use sendto for datagrams"),
+    "EISCONN": ("the socket is already connected", "use a new socket for a new connection"),
+    "EDESTADDRREQ": ("a datagram socket with no peer needs an address", "use sendto(data, address) or connect"),
+    "EMSGSIZE": ("the message is too large to send in one datagram", "send less, or use a stream socket"),
+    "EINTR": ("a signal interrupted the call", "Python retries by itself (PEP 475) unless a handler raises"),
+    "ENAMETOOLONG": ("the path is too long", "use a shorter path (sun_path holds 107 bytes + NUL)"),
+    "ENOTDIR": ("a part of the path is not a directory", "check the path"),
+    "EISDIR": ("the path is a directory", "bind to a file name inside the directory"),
+    "EROFS": ("the file system is read-only", "bind in a writable directory"),
+    "ENOPROTOOPT": ("no such socket option at this level", "check the level (SOL_SOCKET, IPPROTO_TCP) and name"),
+    "EHOSTUNREACH": ("no route to that host", "this course only uses 127.0.0.1"),
+    "ENETUNREACH": ("no route to that network", "this course only uses 127.0.0.1"),
+}
+
+# Errors Python raises itself, without an errno.
+_NO_ERRNO: dict[str, tuple[str, str]] = {
+    "AF_UNIX path too long": ("Python refuses AF_UNIX paths of 108 bytes or more: sun_path holds 107 "
+                              "bytes plus the terminating NUL",
+                              "use a shorter path, e.g. in a short directory, or chdir and bind a relative name"),
+    "timed out": ("the socket's timeout (settimeout) ran out before the call could finish",
+                  "wait longer, or handle socket.timeout (TimeoutError) and retry"),
+}
+
+
+def errno_name(number: int | None) -> str:
+    return errno.errorcode.get(number, f"errno {number}") if number is not None else ""
+
+
+def explain(exc: BaseException) -> str:
+    """One or two sentences: the errno name, what it means for sockets, what to try."""
+    number = getattr(exc, "errno", None)
+    name = errno_name(number)
+    if name in _MEANINGS:
+        meaning, advice = _MEANINGS[name]
+        return f"{name} ({number}): {meaning}. Try: {advice}."
+    text = str(exc.args[0]) if exc.args and isinstance(exc.args[0], str) else str(exc)
+    if text in _NO_ERRNO:
+        meaning, advice = _NO_ERRNO[text]
+        return f"{type(exc).__name__} without an errno: {meaning}. Try: {advice}."
+    if name:
+        return f"{name} ({number}): {getattr(exc, 'strerror', '') or exc}."
+    return f"{type(exc).__name__}: {exc}"

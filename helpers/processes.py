@@ -1,0 +1,89 @@
+"""Helper subprocesses that can never outlive the notebook kernel that started them.
+
+Three ways a kernel goes away, and what takes the children with it:
+
+    kernel exits normally       -> atexit: stop_all() terminates, then kills, every child
+    interrupt / shutdown        -> children share the kernel's process group, so JupyterLab's SIGINT
+                                   and nbval's SIGKILL to the group reach them too
+    `kill -9` of the kernel     -> nothing runs in the kernel; the child asked the Linux kernel for
+                                   PR_SET_PDEATHSIG = SIGKILL, so it is killed when its parent dies
+
+Children start as `sys.executable -m helpers.<module>` (never through a shell) and call
+`die_with_parent()` first thing. Introduced in 00-start-here.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import weakref
+
+__all__ = ["PARENT_ENV", "die_with_parent", "drop_privileges", "start", "stop", "stop_all"]
+
+PARENT_ENV = "SLL_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+_children: weakref.WeakSet[subprocess.Popen] = weakref.WeakSet()
+
+
+def start(module: str, *args: str, pass_fds=(), **popen_kwargs) -> subprocess.Popen:
+    """Start `python -m helpers.<module> args...` as a child that dies with this process."""
+    env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"helpers.{module}", *args],
+        pass_fds=pass_fds, env=env, stdin=subprocess.DEVNULL, **popen_kwargs,
+    )
+    _children.add(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen, timeout: float = 2.0) -> int:
+    """Terminate, wait up to `timeout`, then kill; always reap. Returns the exit status."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    rc = proc.wait()
+    _children.discard(proc)
+    return rc
+
+
+def stop_all() -> None:
+    """Stop every child this process started and that is still running."""
+    for proc in list(_children):
+        stop(proc, timeout=0.5)
+
+
+atexit.register(stop_all)
+
+
+def die_with_parent() -> None:
+    """In a child: ask for SIGKILL when the parent dies, and exit now if it already has.
+
+    The check after prctl closes the race where the parent dies between fork and prctl: the child
+    would then have been re-parented already and no signal would ever come.
+    """
+    expected = int(os.environ.get(PARENT_ENV, "0"))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if expected and os.getppid() != expected:
+        os._exit(1)
+
+
+def drop_privileges(user: str) -> None:
+    """In a child running as root: become `user` (groups, gid, uid), then re-arm the death signal.
+
+    Linux clears PR_SET_PDEATHSIG when credentials change, so it is set again afterwards.
+    """
+    entry = pwd.getpwnam(user)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    die_with_parent()

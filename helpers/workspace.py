@@ -1,0 +1,109 @@
+"""A private directory per kernel for socket files, with paths that always fit in sun_path.
+
+An AF_UNIX address is a path of at most 107 bytes plus the terminating NUL (`sun_path[108]`). A
+long TMPDIR would push our socket paths past that, so the workspace lives in TMPDIR only when
+there is room, and otherwise in the first short, writable one of /tmp, /dev/shm, /var/tmp.
+
+    <base>/sll-<pid>-<random>/         mode 0700: only we can reach the socket files inside
+        owner                          "<pid> <process start time>" of the kernel that owns it
+        server.sock ...
+
+The directory is removed when the kernel exits. A kernel killed with SIGKILL cannot clean up, so
+the next workspace created sweeps directories whose owner is no longer alive. Introduced in 02.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import stat
+import tempfile
+
+import psutil
+
+__all__ = ["SUN_PATH_MAX", "Workspace", "workspace"]
+
+SUN_PATH_MAX = 107  # bytes of path; the 108th byte of sun_path holds the NUL
+_PREFIX = "sll-"
+_ROOM_FOR_NAMES = 40  # "/sll-<pid>-<8 chars>/" plus a socket name of up to ~20 bytes
+_FALLBACKS = ("/tmp", "/dev/shm", "/var/tmp")
+
+
+def _start_time(pid: int) -> str:
+    return f"{psutil.Process(pid).create_time():.2f}"
+
+
+def _short_base() -> str:
+    candidates = [tempfile.gettempdir(), *_FALLBACKS]
+    for base in candidates:
+        if len(os.fsencode(base)) + _ROOM_FOR_NAMES <= SUN_PATH_MAX and os.access(base, os.W_OK | os.X_OK):
+            return base
+    raise OSError(f"no writable temporary directory short enough for socket paths among {candidates}")
+
+
+def _owner_alive(directory: str) -> bool:
+    try:
+        with open(os.path.join(directory, "owner")) as f:
+            pid, started = f.read().split()
+        return _start_time(int(pid)) == started
+    except (OSError, ValueError, psutil.Error):
+        return False
+
+
+def sweep(base: str) -> list[str]:
+    """Remove workspaces in `base` that belong to us and whose kernel is gone; return their paths."""
+    removed = []
+    for entry in os.scandir(base):
+        if not entry.name.startswith(_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _owner_alive(entry.path):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
+
+
+class Workspace:
+    """The kernel's private directory. `path(name)` gives a socket path that fits sun_path."""
+
+    def __init__(self):
+        base = _short_base()
+        self.swept = sweep(base)
+        self.dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base)  # mkdtemp: mode 0700
+        with open(os.path.join(self.dir, "owner"), "w") as f:
+            f.write(f"{os.getpid()} {_start_time(os.getpid())}")
+        atexit.register(self.remove)
+
+    def path(self, name: str) -> str:
+        """The full path of `name` inside the workspace; refuses names that would not fit sun_path."""
+        if "/" in name or name in ("", ".", "..", "owner"):
+            raise ValueError(f"{name!r}: give a plain file name such as 'server.sock'")
+        full = os.path.join(self.dir, name)
+        if len(os.fsencode(full)) > SUN_PATH_MAX:
+            raise ValueError(
+                f"{name!r} makes a {len(os.fsencode(full))}-byte path; sun_path holds at most "
+                f"{SUN_PATH_MAX} bytes plus the NUL. Use a shorter name."
+            )
+        return full
+
+    def sockets(self) -> list[str]:
+        """Names of the socket files currently in the workspace."""
+        return sorted(e.name for e in os.scandir(self.dir) if stat.S_ISSOCK(e.stat(follow_symlinks=False).st_mode))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"Workspace({self.dir!r})"
+
+
+_current: Workspace | None = None
+
+
+def workspace() -> Workspace:
+    """The kernel's workspace, created (and old ones swept) on first use."""
+    global _current
+    if _current is None or not os.path.isdir(_current.dir):
+        _current = Workspace()
+    return _current
