@@ -7,10 +7,10 @@ See DESIGN.md of the course for the map of modules; each module's docstring expl
 
 from helpers.explain import explain
 from helpers.observe import snapshot, wait_until, wait_until_blocked
-from helpers.puppet import PendingCall, Puppet, PuppetBusy, PuppetExited, RemoteSocket, puppets
+from helpers.puppet import PendingCall, Puppet, PuppetBusy, PuppetExited, RemoteSocket, puppets, stop_all
 from helpers.workspace import workspace
 
 __all__ = [
     "PendingCall", "Puppet", "PuppetBusy", "PuppetExited", "RemoteSocket", "explain", "puppets",
-    "snapshot", "wait_until", "wait_until_blocked", "workspace",
+    "snapshot", "stop_all", "wait_until", "wait_until_blocked", "workspace",
 ]

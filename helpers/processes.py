@@ -33,10 +33,9 @@ _children: weakref.WeakSet[subprocess.Popen] = weakref.WeakSet()
 def start(module: str, *args: str, pass_fds=(), **popen_kwargs) -> subprocess.Popen:
     """Start `python -m helpers.<module> args...` as a child that dies with this process."""
     env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", f"helpers.{module}", *args],
-        pass_fds=pass_fds, env=env, stdin=subprocess.DEVNULL, **popen_kwargs,
-    )
+    popen_kwargs.setdefault("stdin", subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", f"helpers.{module}", *args], pass_fds=pass_fds, env=env,
+                            **popen_kwargs)
     _children.add(proc)
     return proc
 

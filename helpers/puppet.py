@@ -30,7 +30,7 @@ from helpers import observe, processes, wire
 from helpers.explain import explain
 from helpers.workspace import workspace
 
-__all__ = ["PendingCall", "Puppet", "PuppetBusy", "PuppetExited", "RemoteSocket", "puppets"]
+__all__ = ["PendingCall", "Puppet", "PuppetBusy", "PuppetExited", "RemoteSocket", "puppets", "stop_all"]
 
 START_TIMEOUT = 10.0
 CALL_TIMEOUT = 10.0
@@ -48,6 +48,14 @@ class PuppetBusy(RuntimeError):
 def puppets() -> list[Puppet]:
     """The puppets of this kernel that are still running."""
     return [p for p in _live if p.alive]
+
+
+def stop_all() -> int:
+    """Stop every puppet of this kernel (the last cell of a lesson); returns how many were running."""
+    running = list(_live)
+    for puppet in running:
+        puppet.stop()
+    return len(running)
 
 
 class _Future:

@@ -1,1 +1,10 @@
-"""Exercise checkers."""
+"""Exercise checkers: each runs the student's function for real, in a child process, and explains.
+
+`runner` runs a function in a fresh process with a timeout; `report` collects the checks; the
+topic modules hold one checker per exercise, each named `check_<function the student writes>`.
+"""
+
+from helpers.exercises.report import Report, checker
+from helpers.exercises.runner import Outcome, is_stub, run_student
+
+__all__ = ["Outcome", "Report", "checker", "is_stub", "run_student"]

@@ -1,0 +1,141 @@
+"""The sockets a process holds, and what the kernel says about them: states and queues.
+
+Sources, all read-only:
+
+    /proc/<pid>/fd/N -> "socket:[inode]"     which descriptors are sockets
+    /proc/net/unix, /proc/net/tcp{,6}, udp    every socket of the machine, by inode
+    ss -H -n ...                              queues: for a listening socket Recv-Q = connections
+                                              waiting in the accept queue, Send-Q = the backlog
+
+Introduced in 01-socket-creation (descriptors) and 03-listen-and-backlog (queues).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+__all__ = ["AcceptQueue", "TcpSocket", "accept_queue", "fds", "listeners", "socket_inode", "tcp_sockets", "unix_sockets"]
+
+TCP_STATES = {
+    "01": "ESTABLISHED", "02": "SYN-SENT", "03": "SYN-RECV", "04": "FIN-WAIT-1", "05": "FIN-WAIT-2",
+    "06": "TIME-WAIT", "07": "CLOSE", "08": "CLOSE-WAIT", "09": "LAST-ACK", "0A": "LISTEN", "0B": "CLOSING",
+}
+
+
+def fds(pid: int | None = None) -> dict[int, str]:
+    """Descriptor -> what it refers to, as `ls -l /proc/<pid>/fd` shows it."""
+    base = f"/proc/{pid or os.getpid()}/fd"
+    table = {}
+    for name in os.listdir(base):
+        try:
+            table[int(name)] = os.readlink(f"{base}/{name}")
+        except OSError:
+            pass
+    return dict(sorted(table.items()))
+
+
+def socket_inode(pid: int, fd: int) -> int | None:
+    """The inode number of the socket behind `fd` in process `pid`, or None if it is no socket."""
+    match = re.fullmatch(r"socket:\[(\d+)\]", fds(pid).get(fd, ""))
+    return int(match.group(1)) if match else None
+
+
+def unix_sockets() -> dict[int, dict]:
+    """inode -> {path, type, state} for every AF_UNIX socket (`@name` for abstract names)."""
+    kinds = {"0001": "SOCK_STREAM", "0002": "SOCK_DGRAM", "0005": "SOCK_SEQPACKET"}
+    states = {"01": "UNCONNECTED", "02": "CONNECTING", "03": "CONNECTED", "04": "DISCONNECTING"}
+    table = {}
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            flags, kind, state, inode = parts[3], parts[4], parts[5], int(parts[6])
+            path = parts[7] if len(parts) > 7 else ""
+            listening = int(flags, 16) & 0x10000  # __SO_ACCEPTCON
+            table[inode] = {"path": path, "type": kinds.get(kind, kind),
+                            "state": "LISTEN" if listening else states.get(state, state)}
+    return table
+
+
+@dataclass(frozen=True)
+class TcpSocket:
+    local: tuple[str, int]
+    peer: tuple[str, int]
+    state: str
+    inode: int
+
+
+def _hex_address(text: str) -> tuple[str, int]:
+    host, port = text.split(":")
+    raw = bytes.fromhex(host)
+    if len(raw) == 4:
+        address = ".".join(str(b) for b in reversed(raw))
+    else:
+        words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
+        address = str(ipaddress.IPv6Address(b"".join(words)))
+    return address, int(port, 16)
+
+
+def tcp_sockets(port: int | None = None, proto: str = "tcp") -> list[TcpSocket]:
+    """TCP (or "udp") sockets of the machine, optionally only those with `port` at either end."""
+    found = []
+    for name in (proto, f"{proto}6"):
+        try:
+            with open(f"/proc/net/{name}") as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    local, peer = _hex_address(parts[1]), _hex_address(parts[2])
+                    if port is None or port in (local[1], peer[1]):
+                        found.append(TcpSocket(local, peer, TCP_STATES.get(parts[3], parts[3]), int(parts[9])))
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def listeners() -> list[tuple[str, tuple[str, int]]]:
+    """Every listening TCP socket and bound UDP socket of the machine: (proto, local address)."""
+    result = [("tcp", s.local) for s in tcp_sockets() if s.state == "LISTEN"]
+    result += [("udp", s.local) for s in tcp_sockets(proto="udp") if s.state == "CLOSE"]
+    return result
+
+
+@dataclass(frozen=True)
+class AcceptQueue:
+    """A listening socket's accept queue as the kernel reports it."""
+
+    queued: int  # connections completed and waiting for accept()
+    backlog: int  # the limit listen() set (after the somaxconn cap)
+
+    def __str__(self) -> str:
+        return f"{self.queued} waiting in the accept queue (backlog {self.backlog})"
+
+
+def _ss(*args: str) -> list[list[str]]:
+    if shutil.which("ss") is None:
+        raise FileNotFoundError("`ss` (Debian package iproute2) is needed to read socket queues")
+    out = subprocess.run(["ss", "-H", "-n", *args], capture_output=True, text=True, timeout=5, check=True).stdout
+    return [line.split() for line in out.splitlines() if line.strip()]
+
+
+def accept_queue(address) -> AcceptQueue | None:
+    """The accept queue of the listening socket at `address` (a path, or (host, port)); None if none."""
+    if isinstance(address, str | bytes):
+        path = os.fsdecode(address).replace("\0", "@", 1)
+        for row in _ss("-x", "-l"):
+            # u_str LISTEN <Recv-Q> <Send-Q> <path> <inode> * 0
+            if len(row) >= 5 and row[4] == path:
+                return AcceptQueue(int(row[2]), int(row[3]))
+        return None
+    host, port = address[0], address[1]
+    for row in _ss("-t", "-l", f"sport = :{port}"):
+        # LISTEN <Recv-Q> <Send-Q> <host>:<port> <peer>
+        local_host = row[3].rsplit(":", 1)[0].strip("[]")
+        if local_host in (host, "*", "0.0.0.0", "::"):
+            return AcceptQueue(int(row[1]), int(row[2]))
+    return None
