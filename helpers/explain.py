@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 
-__all__ = ["explain", "errno_name"]
+__all__ = ["errno_name", "explain", "for_notebook"]
 
 # errno name -> (what it means for sockets, what to try)
 _MEANINGS: dict[str, tuple[str, str]] = {
@@ -105,3 +105,21 @@ def explain(exc: BaseException) -> str:
     if name:
         return f"{name} ({number}): {getattr(exc, 'strerror', '') or exc}."
     return f"{type(exc).__name__}: {exc}"
+
+
+def for_notebook(error: BaseException, context: str = "") -> BaseException:
+    """Give `error` a short traceback for the notebook: the error, where it happened, what it means.
+
+    IPython shows `_render_traceback_()` instead of the frames inside the helpers, so a student
+    sees the real exception class and message (nbval compares those) and one line of advice,
+    never a trace through helper internals. The note keeps the same text for plain Python.
+    """
+    if getattr(error, "_render_traceback_", None):
+        return error
+    advice = explain(error) if getattr(error, "errno", None) or str(error) in _NO_ERRNO else ""
+    lines = [line for line in (context, advice) if line]
+    if lines and not getattr(error, "__notes__", None):
+        error.add_note(" -> ".join(lines))
+    header = f"\x1b[31m{type(error).__name__}\x1b[0m: {error}"
+    error._render_traceback_ = lambda: [header, *(f"    {line}" for line in lines)]
+    return error

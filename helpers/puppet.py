@@ -16,6 +16,7 @@ puppet go. `srv.thread()` adds a second thread acting on the same sockets, `srv.
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import signal as signals
@@ -27,7 +28,7 @@ import weakref
 from socket import AF_INET, AF_UNIX, SOCK_STREAM
 
 from helpers import observe, processes, wire
-from helpers.explain import explain
+from helpers.explain import for_notebook
 from helpers.workspace import workspace
 
 __all__ = ["PendingCall", "Puppet", "PuppetBusy", "PuppetExited", "RemoteSocket", "puppets", "stop_all"]
@@ -35,6 +36,26 @@ __all__ = ["PendingCall", "Puppet", "PuppetBusy", "PuppetExited", "RemoteSocket"
 START_TIMEOUT = 10.0
 CALL_TIMEOUT = 10.0
 _live: weakref.WeakSet[Puppet] = weakref.WeakSet()
+
+
+def _teaching(method):
+    """Errors leaving a public method get a short notebook traceback (see explain.for_notebook)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        __tracebackhide__ = True
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, ValueError, TypeError, RuntimeError, TimeoutError) as error:
+            raise for_notebook(error, _context(self, method.__name__, args, kwargs)) from None
+
+    return wrapper
+
+
+def _context(obj, name: str, args, kwargs) -> str:
+    shown = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+    owner = getattr(obj, "puppet", obj)
+    return f"in {getattr(owner, 'name', '?')}: {name}({shown})"
 
 
 class PuppetExited(ChildProcessError):
@@ -241,6 +262,7 @@ class PendingCall:
         self.puppet._channel.pump(0)
         return self._future.done()
 
+    @_teaching
     def result(self, timeout: float = 5.0):
         """Wait up to `timeout` seconds for the call to finish; return its value or raise its error."""
         __tracebackhide__ = True
@@ -295,6 +317,7 @@ class RemoteSocket:
         shown = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())])
         return self._lane.call(self._ref.handle, method, args, kwargs, label=f"{method}({shown})")
 
+    @_teaching
     def close(self) -> None:
         """close(fd): release the descriptor. The socket object stays, with fileno() -1."""
         __tracebackhide__ = True
@@ -345,7 +368,7 @@ def _remote_method(name: str, doc: str):
 
     method.__name__ = method.__qualname__ = name
     method.__doc__ = doc
-    return method
+    return _teaching(method)
 
 
 for _name, _doc in _SOCKET_METHODS.items():
@@ -362,6 +385,7 @@ class PuppetThread:
     def tid(self) -> int:
         return self._lane.tid
 
+    @_teaching
     def use(self, sock: RemoteSocket) -> RemoteSocket:
         """The same socket, with calls made from this thread."""
         if sock.puppet is not self._lane.puppet:
@@ -451,10 +475,7 @@ class Puppet:
         __tracebackhide__ = True
         if future.ok:
             return self._wrap(future.value)
-        error = future.value
-        if isinstance(error, BaseException) and not getattr(error, "__notes__", None):
-            error.add_note(f"{self.name}: {label} -> {explain(error)}")
-        raise error
+        raise future.value
 
     def _exit_error(self) -> PuppetExited:
         try:
@@ -500,40 +521,48 @@ class Puppet:
         """What the main thread does right now (state, system call, wchan)."""
         return observe.snapshot(self.pid, self._main.tid)
 
+    @_teaching
     def socket(self, family=AF_INET, type=SOCK_STREAM, proto=0) -> RemoteSocket:
         """socket(family, type, proto) in the puppet.  C: int socket(int domain, int type, int protocol)"""
         __tracebackhide__ = True
         return self._process_call("socket", family, type, proto, label=f"socket({_const(family)}, {_const(type)})")
 
+    @_teaching
     def socketpair(self, family=AF_UNIX, type=SOCK_STREAM, proto=0):
         """socketpair(): two connected sockets.  C: int socketpair(int domain, int type, int protocol, int sv[2])"""
         __tracebackhide__ = True
         return self._process_call("socketpair", family, type, proto)
 
+    @_teaching
     def unlink(self, path: str) -> None:
         """unlink(path) in the puppet: remove a name (e.g. a socket file) from its directory."""
         __tracebackhide__ = True
         return self._process_call("unlink", path, label=f"unlink({path!r})")
 
+    @_teaching
     def umask(self, mask: int) -> int:
         """umask(mask) in the puppet; returns the old mask. Socket files get 0777 & ~umask."""
         __tracebackhide__ = True
         return self._process_call("umask", mask, label=f"umask(0o{mask:03o})")
 
+    @_teaching
     def chmod(self, path: str, mode: int) -> None:
         __tracebackhide__ = True
         return self._process_call("chmod", path, mode, label=f"chmod({path!r}, 0o{mode:o})")
 
+    @_teaching
     def send_fds(self, sock: RemoteSocket, data: bytes, socks: list[RemoteSocket]):
         """Pass sockets to the peer process over an AF_UNIX socket (SCM_RIGHTS)."""
         __tracebackhide__ = True
         return self._process_call("send_fds", sock._ref, [data], [s._ref for s in socks])
 
+    @_teaching
     def recv_fds(self, sock: RemoteSocket, bufsize: int = 1024, maxfds: int = 4):
         """Receive data and sockets sent with send_fds; the sockets come back as remote sockets."""
         __tracebackhide__ = True
         return self._process_call("recv_fds", sock._ref, bufsize, maxfds)
 
+    @_teaching
     def on_signal(self, sig: int, action: str) -> None:
         """Choose what `sig` does to the puppet: "default", "ignore", "return" or "raise".
 
@@ -544,6 +573,7 @@ class Puppet:
         sig = _signal_number(sig)
         return self._process_call("on_signal", sig, action, label=f"on_signal({sig.name}, {action!r})")
 
+    @_teaching
     def signal(self, sig, timeout: float = 2.0) -> str:
         """Send `sig` to the puppet and wait until its effect is seen; returns what happened."""
         __tracebackhide__ = True
@@ -582,6 +612,7 @@ class Puppet:
             return f"{sig.name} delivered: the handler ran and returned; {busy.label} is {state} again"
         return f"{sig.name} delivered: no visible effect within {timeout} s (ignored or blocked?)"
 
+    @_teaching
     def thread(self, name: str | None = None) -> PuppetThread:
         """Start a second thread in the puppet; use it to act on sockets the main thread waits on."""
         __tracebackhide__ = True
