@@ -3,8 +3,9 @@
 Three ways a kernel goes away, and what takes the children with it:
 
     kernel exits normally       -> atexit: stop_all() terminates, then kills, every child
-    interrupt / shutdown        -> children share the kernel's process group, so JupyterLab's SIGINT
-                                   and nbval's SIGKILL to the group reach them too
+    shutdown / restart          -> children share the kernel's process group, so a SIGKILL to the
+                                   group (nbval, jupyter_client) reaches them too; an interrupt's
+                                   SIGINT reaches them as well, and puppets ignore it on purpose
     `kill -9` of the kernel     -> nothing runs in the kernel; the child asked the Linux kernel for
                                    PR_SET_PDEATHSIG = SIGKILL, so it is killed when its parent dies
 

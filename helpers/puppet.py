@@ -189,8 +189,8 @@ class _Channel:
 class _Lane:
     """One thread of the puppet: where its commands go, and how to see it from /proc."""
 
-    def __init__(self, puppet: Puppet, name: str, tid: int | None, send, idle_fd: int | None):
-        self.puppet, self.name, self.tid, self._send, self.idle_fd = puppet, name, tid, send, idle_fd
+    def __init__(self, puppet: Puppet, name: str, tid: int | None, send):
+        self.puppet, self.name, self.tid, self._send = puppet, name, tid, send
         self.busy: PendingCall | None = None
 
     def call(self, handle: int, method: str, args=(), kwargs=None, label: str = ""):
@@ -207,12 +207,19 @@ class _Lane:
         puppet._require_alive()
         call_id, future = puppet._channel.new_future()
         self._send((call_id, handle, method, args, kwargs or {}))
-        snap = self._wait(future)
+        try:
+            snap = self._wait(future)
+        except BaseException:  # e.g. the Stop button while we watch: the call goes on in the puppet
+            self._pending(label, future, None)
+            raise
         if future.done():
             return puppet._unwrap(future, label)
-        pending = PendingCall(puppet, self, label, future, snap)
+        return self._pending(label, future, snap)
+
+    def _pending(self, label: str, future: _Future, snap) -> PendingCall:
+        pending = PendingCall(self.puppet, self, label, future, snap)
         self.busy = pending
-        puppet._watch()
+        self.puppet._watch()
         return pending
 
     def _wait(self, future: _Future) -> observe.ThreadSnapshot | None:
@@ -230,7 +237,7 @@ class _Lane:
         deadline = time.monotonic() + CALL_TIMEOUT
         interval = 0.0005
         while time.monotonic() < deadline:
-            snap = observe.blocked_in_call(pid, self.tid, self.idle_fd)
+            snap = observe.blocked_in_call(pid, self.tid, self.puppet.own_fds)
             if snap is not None and snap == previous:
                 return snap
             previous = snap
@@ -428,13 +435,14 @@ class Puppet:
         self._watch_lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self.pid = self._proc.pid
-        self._main = _Lane(self, name, self.pid, self._send_main, cmd_r)
+        self._main = _Lane(self, name, self.pid, self._send_main)
         try:
             hello = self._first_reply()
         except BaseException:
             self.stop()
             raise
-        self._main.tid, self._main.idle_fd = hello["tid"], hello["cmd_fd"]
+        self._main.tid = hello["tid"]
+        self.own_fds = (hello["cmd_fd"], hello["reply_fd"])  # its plumbing, never a call to show
         self.uid = hello["uid"]
         self.syscalls_visible = observe.syscalls_visible(self.pid)
         _live.add(self)
@@ -604,7 +612,7 @@ class Puppet:
             if busy is None:
                 return f"{sig.name} delivered: the handler ran"
             again = observe.wait_until(
-                lambda: busy.done() or observe.blocked_in_call(self.pid, self._main.tid, self._main.idle_fd), timeout
+                lambda: busy.done() or observe.blocked_in_call(self.pid, self._main.tid, self.own_fds), timeout
             )
             if busy.done():
                 return f"{sig.name} delivered: the handler ran; {busy.outcome()}"
@@ -623,9 +631,9 @@ class Puppet:
         def send(message, index=index):
             self._write(self._side_w, (index, message))
 
-        router = _Lane(self, f"{self.name} (router)", None, lambda m: self._write(self._side_w, (-1, m)), None)
+        router = _Lane(self, f"{self.name} (router)", None, lambda m: self._write(self._side_w, (-1, m)))
         tid = router.call(0, "start_thread")
-        return PuppetThread(_Lane(self, name, tid, send, None))
+        return PuppetThread(_Lane(self, name, tid, send))
 
     def stop(self, timeout: float = 2.0) -> int:
         """Close the command pipes (the puppet exits), kill it if it does not; return its exit status."""

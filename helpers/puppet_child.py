@@ -179,7 +179,9 @@ def main() -> None:
     cmd_fd, reply_fd, side_fd, events_fd = (_move_high(int(a)) for a in sys.argv[1:5])
     if len(sys.argv) > 5 and sys.argv[5]:
         processes.drop_privileges(sys.argv[5])
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # an interrupt of the kernel ends its puppets too
+    # JupyterLab's Stop button sends SIGINT to the kernel's whole process group, puppets included.
+    # It is meant to stop the cell that waits, not the lesson's processes: they ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     lanes = Lanes(reply_fd)
     process = Process(events_fd, lanes)
@@ -187,7 +189,7 @@ def main() -> None:
     router = threading.Thread(target=_route_with_signals_blocked, args=(lanes, side_fd), daemon=True)
     router.start()
 
-    hello = {"tid": threading.get_native_id(), "cmd_fd": cmd_fd, **process.ids()}
+    hello = {"tid": threading.get_native_id(), "cmd_fd": cmd_fd, "reply_fd": reply_fd, **process.ids()}
     wire.write_message(reply_fd, (0, True, hello))
     reader = wire.Reader()
     while data := os.read(cmd_fd, 65536):
