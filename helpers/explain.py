@@ -87,8 +87,15 @@ _NO_ERRNO: dict[str, tuple[str, str]] = {
 }
 
 
+# Some numbers have two names (EOPNOTSUPP = ENOTSUP = 95 on Linux) and errno.errorcode keeps only
+# one of them: the table's own name wins, so every entry is reachable by its number.
+_TABLE_NAMES = {getattr(errno, name): name for name in _MEANINGS}
+
+
 def errno_name(number: int | None) -> str:
-    return errno.errorcode.get(number, f"errno {number}") if number is not None else ""
+    if number is None:
+        return ""
+    return _TABLE_NAMES.get(number) or errno.errorcode.get(number, f"errno {number}")
 
 
 def explain(exc: BaseException) -> str:

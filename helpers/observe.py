@@ -17,6 +17,7 @@ import os
 import platform
 import struct
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 __all__ = ["SYSCALLS", "ThreadSnapshot", "snapshot", "syscalls_visible", "wait_until", "wait_until_blocked"]
@@ -164,21 +165,22 @@ def wait_until(predicate, timeout: float, interval: float = 0.0005, max_interval
         interval = min(interval * 1.5, max_interval)
 
 
-def blocked_in_call(pid: int, tid: int, idle_fd: int | None = None) -> ThreadSnapshot | None:
-    """The thread's snapshot if it sleeps in a system call that is not waiting for the next command.
+def blocked_in_call(pid: int, tid: int, own_fds: Collection[int] = ()) -> ThreadSnapshot | None:
+    """The thread's snapshot if it sleeps in a system call that is not a puppet's own plumbing.
 
-    `idle_fd` is the pipe a puppet thread reads its commands from: sleeping in read() on it means
-    "idle", not "blocked". futex means waiting for the GIL or a lock, never a socket call.
+    `own_fds` are a puppet's own pipes: sleeping in read() on the command pipe means "idle", and in
+    write() on the reply pipe means handing back a large result (a pipe holds only 64 KiB); neither
+    is the call being watched. futex means waiting for the GIL or a lock, never a socket call.
     """
     snap = snapshot(pid, tid)
     if not snap.sleeping or snap.syscall is None or snap.syscall in _NOT_A_CALL:
         return None
-    if idle_fd is not None and snap.syscall == "read" and snap.fd == idle_fd:
+    if snap.syscall in ("read", "write") and snap.fd in own_fds:
         return None
     return snap
 
 
-def wait_until_blocked(pid: int, tid: int | None = None, timeout: float = 5.0, idle_fd: int | None = None):
+def wait_until_blocked(pid: int, tid: int | None = None, timeout: float = 5.0, own_fds: Collection[int] = ()):
     """Wait until the thread is seen sleeping in a system call twice in a row; return that snapshot.
 
     Two equal readings rule out a thread caught for an instant in some unrelated call on its way.
@@ -188,7 +190,7 @@ def wait_until_blocked(pid: int, tid: int | None = None, timeout: float = 5.0, i
     previous: list[ThreadSnapshot | None] = [None]
 
     def settled():
-        snap = blocked_in_call(pid, tid, idle_fd)
+        snap = blocked_in_call(pid, tid, own_fds)
         stable = snap is not None and snap == previous[0]
         previous[0] = snap
         return snap if stable else None
