@@ -43,11 +43,22 @@ def _short_base() -> str:
 
 
 def _owner_alive(directory: str) -> bool:
+    """Is the kernel named in `sll-<pid>-...` still the one that made the directory?
+
+    The pid alone could have been reused, so the owner file's start time must match too; a
+    directory whose owner file is not written yet belongs to a kernel starting right now.
+    """
+    try:
+        pid = int(os.path.basename(directory).split("-")[1])
+        started_now = _start_time(pid)
+    except (IndexError, ValueError, psutil.Error):
+        return False
     try:
         with open(os.path.join(directory, "owner")) as f:
-            pid, started = f.read().split()
-        return _start_time(int(pid)) == started
-    except (OSError, ValueError, psutil.Error):
+            return f.read().split()[1] == started_now
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError):
         return False
 
 

@@ -1,0 +1,149 @@
+"""Run lesson notebooks cell by cell in real Jupyter kernels, and look at the processes they leave.
+
+The fault tests need what nbval does not give: the kernel's pid (to kill it), the helper
+processes under it, its open descriptors between cells, and control over when to interrupt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from jupyter_client.manager import start_new_kernel
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+
+
+@dataclass
+class Cell:
+    source: str
+    tags: tuple[str, ...]
+
+    @property
+    def may_raise(self) -> bool:
+        return "raises-exception" in self.tags
+
+
+def code_cells(notebook: Path) -> list[Cell]:
+    cells = json.loads(notebook.read_text())["cells"]
+    return [Cell("".join(c["source"]), tuple(c.get("metadata", {}).get("tags", [])))
+            for c in cells if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+@dataclass
+class Result:
+    error: str | None = None  # "KeyboardInterrupt: ..." etc.
+    outputs: list[dict] = field(default_factory=list)
+
+
+class Kernel:
+    """A Python kernel started in notebooks/, like JupyterLab and nbval start it."""
+
+    def __init__(self, env: dict | None = None):
+        self.env = dict(os.environ, **(env or {}))
+        self.manager, self.client = start_new_kernel(kernel_name="python3", cwd=str(ROOT / "notebooks"),
+                                                     env=self.env, startup_timeout=60)
+        self.pid = self.manager.provisioner.pid
+
+    def run(self, code: str, timeout: float = 60.0) -> Result:
+        """Execute `code`; return its error (if any) and outputs."""
+        result = Result()
+
+        def hook(msg):
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "error":
+                result.error = f"{content['ename']}: {content['evalue']}"
+            if kind in ("stream", "display_data", "execute_result", "error"):
+                result.outputs.append(content)
+
+        self.client.execute_interactive(code, timeout=timeout, output_hook=hook, allow_stdin=False)
+        return result
+
+    def start(self, code: str) -> str:
+        """Send `code` without waiting for it; returns the message id."""
+        return self.client.execute(code, allow_stdin=False)
+
+    def wait_started(self, msg_id: str, timeout: float) -> None:
+        """Wait until the kernel announces it executes `msg_id` (its execute_input message)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.client.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
+            if msg["msg_type"] == "execute_input" and msg["parent_header"].get("msg_id") == msg_id:
+                return
+
+    def wait_reply(self, msg_id: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                reply = self.client.get_shell_msg(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"no reply within {timeout} s") from None
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply
+
+    def helpers(self) -> list[psutil.Process]:
+        """The kernel's child processes (puppets, exercise runners)."""
+        try:
+            return psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def fd_count(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def shutdown(self) -> None:
+        try:
+            self.client.stop_channels()
+            self.manager.shutdown_kernel(now=True)
+        except Exception:
+            pass
+
+    def __enter__(self) -> Kernel:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+def run_notebook(kernel: Kernel, notebook: Path, timeout: float = 60.0) -> list[str]:
+    """Run every code cell; return the unexpected errors (cells not tagged raises-exception)."""
+    problems = []
+    for index, cell in enumerate(code_cells(notebook)):
+        result = kernel.run(cell.source, timeout)
+        if result.error and not cell.may_raise:
+            problems.append(f"cell {index}: {result.error}")
+    return problems
+
+
+def gone_within(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has exited (or is a zombie); return those still alive at the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in processes if _alive(p)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.02)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def long_tmpdir(base: Path, length: int = 150) -> Path:
+    """A directory whose path is exactly `length` bytes long, created under `base`."""
+    path = (str(base) + ("/" + "d" * 40) * (length // 41 + 1))[:length]
+    if path.endswith("/"):
+        path = path[:-1] + "x"
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    assert len(os.fsencode(str(directory))) == length
+    return directory

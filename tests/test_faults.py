@@ -1,0 +1,138 @@
+"""Fault tests: what students do to a lesson (kill the kernel, press Stop, restart, run it twice).
+
+Each runs the real notebooks in real kernels (tests/kernels.py) and checks what is left behind:
+helper processes, workspace directories, socket files, descriptors, listeners.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from kernels import NOTEBOOKS, Kernel, code_cells, gone_within, long_tmpdir, run_notebook
+
+from helpers.inspect import listeners
+
+pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no lesson notebooks yet")
+LESSONS = [pytest.param(nb, id=nb.stem) for nb in NOTEBOOKS]
+
+
+def _socket_files(directory: Path) -> list[str]:
+    found = []
+    for folder, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(folder, name)
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                found.append(path)
+    return found
+
+
+@pytest.fixture
+def private_tmp(tmp_path):
+    """A TMPDIR of our own, so 'nothing left behind' can be checked exactly."""
+    tmp = tmp_path / "t"
+    tmp.mkdir()
+    return tmp
+
+
+@pytest.mark.parametrize("notebook", LESSONS)
+def test_kill_9_of_the_kernel_mid_lesson_leaves_nothing(notebook, private_tmp):
+    env = {"TMPDIR": str(private_tmp)}
+    kernel = Kernel(env)
+    try:
+        started = []
+        for cell in code_cells(notebook):
+            kernel.run(cell.source)
+            started = kernel.helpers()
+            if started:
+                break
+        if not started:
+            pytest.skip(f"{notebook.name} starts no helper process")
+        workspaces = list(private_tmp.glob("sll-*"))
+        assert workspaces, "the lesson made no workspace in TMPDIR"
+        os.kill(kernel.pid, signal.SIGKILL)
+        survivors = gone_within(started, timeout=2.0)
+        assert not survivors, f"helpers alive 2 s after kill -9 of the kernel: {[p.pid for p in survivors]}"
+    finally:
+        kernel.shutdown()
+
+    with Kernel(env) as next_kernel:
+        result = next_kernel.run("from helpers import workspace\nprint(workspace().dir)")
+        assert result.error is None, result.error
+    for old in workspaces:
+        assert not old.exists(), f"{old} was not swept by the next kernel's first helper call"
+    assert _socket_files(private_tmp) == [], "socket files left behind"
+
+
+@pytest.mark.parametrize("notebook", LESSONS)
+def test_stop_button_mid_lesson_then_rest_runs_then_restart_and_run_all(notebook, private_tmp):
+    cells = code_cells(notebook)
+    middle = len(cells) // 2
+    with Kernel({"TMPDIR": str(private_tmp)}) as kernel:
+        for index, cell in enumerate(cells[:middle]):
+            result = kernel.run(cell.source)
+            assert not result.error or cell.may_raise, f"cell {index}: {result.error}"
+        # A cell that waits (event-driven, as the helpers wait), interrupted like the Stop button does.
+        msg_id = kernel.start("from helpers import wait_until\nwait_until(lambda: False, timeout=60)")
+        kernel.wait_started(msg_id, timeout=10)
+        kernel.manager.interrupt_kernel()
+        reply = kernel.wait_reply(msg_id, timeout=10)
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        problems = [f"cell {middle + i}: {e}" for i, e in
+                    enumerate(kernel.run(c.source).error for c in cells[middle:]) if e and not cells[middle + i].may_raise]
+        assert not problems, f"after the interrupt: {problems}"
+
+        before_restart = kernel.helpers()
+        kernel.manager.restart_kernel(now=True)
+        kernel.pid = kernel.manager.provisioner.pid
+        kernel.client.wait_for_ready(timeout=60)
+        assert not gone_within(before_restart, 2.0), "helpers survived the restart"
+        assert run_notebook(kernel, notebook) == []
+
+
+@pytest.mark.parametrize("notebook", LESSONS)
+def test_two_kernels_at_once_no_fd_leak_only_loopback_listeners(notebook, tmp_path):
+    """Twice at the same time, with a 150-byte TMPDIR: no collision, no leaked fd, no public listener."""
+    tmp = long_tmpdir(tmp_path)
+    env = {"TMPDIR": str(tmp)}
+    seen = set(listeners())
+    baseline = set(seen)
+    stop = threading.Event()
+
+    def audit():
+        while not stop.wait(0.02):
+            seen.update(listeners())
+
+    auditor = threading.Thread(target=audit, daemon=True)
+    auditor.start()
+    outcomes = {}
+
+    def lesson(name):
+        with Kernel(env) as kernel:
+            cells = code_cells(notebook)
+            first = kernel.run(cells[0].source)
+            after_setup = kernel.fd_count()
+            problems = [f"setup: {first.error}"] if first.error else []
+            problems += [f"cell {i + 1}: {r.error}" for i, r in enumerate(kernel.run(c.source) for c in cells[1:])
+                         if r.error and not cells[i + 1].may_raise]
+            outcomes[name] = (problems, after_setup, kernel.fd_count(), kernel.helpers())
+
+    runners = [threading.Thread(target=lesson, args=(n,)) for n in ("first", "second")]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join(300)
+    stop.set()
+    auditor.join()
+    for name, (problems, after_setup, at_end, helpers_left) in outcomes.items():
+        assert not problems, f"{name} kernel: {problems}"
+        assert at_end == after_setup, f"{name} kernel: {after_setup} fds after setup, {at_end} at the end"
+        assert not helpers_left, f"{name} kernel: helper processes left running at the end: {helpers_left}"
+    assert len(outcomes) == 2
+    public = [(proto, addr) for proto, addr in seen - baseline if not addr[0].startswith("127.") and addr[0] != "::1"]
+    assert not public, f"the lesson listened on a non-loopback address: {public}"
