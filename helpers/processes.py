@@ -19,9 +19,11 @@ import atexit
 import ctypes
 import os
 import pwd
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import weakref
 
 __all__ = ["PARENT_ENV", "die_with_parent", "drop_privileges", "start", "stop", "stop_all"]
@@ -35,10 +37,47 @@ def start(module: str, *args: str, pass_fds=(), **popen_kwargs) -> subprocess.Po
     """Start `python -m helpers.<module> args...` as a child that dies with this process."""
     env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
     popen_kwargs.setdefault("stdin", subprocess.DEVNULL)
-    proc = subprocess.Popen([sys.executable, "-m", f"helpers.{module}", *args], pass_fds=pass_fds, env=env,
-                            **popen_kwargs)
+    argv = [sys.executable, "-m", f"helpers.{module}", *args]
+    proc = _fork_in_lasting_thread(lambda: subprocess.Popen(argv, pass_fds=pass_fds, env=env, **popen_kwargs))
     _children.add(proc)
     return proc
+
+
+_fork_requests: queue.SimpleQueue = queue.SimpleQueue()
+_forker: threading.Thread | None = None
+_forker_lock = threading.Lock()
+
+
+def _fork_in_lasting_thread(popen):
+    """Run `popen()` in a thread that lives as long as this process; return its Popen.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the whole process: a
+    child started from a short-lived thread (a worker, a timer) would be killed the moment that
+    thread returned. The main thread lasts, so it forks itself; other threads hand the fork to one
+    daemon thread kept for it.
+    """
+    global _forker
+    if threading.current_thread() is threading.main_thread():
+        return popen()
+    with _forker_lock:
+        if _forker is None:
+            _forker = threading.Thread(target=_fork_forever, daemon=True, name="helpers-forker")
+            _forker.start()
+    answer: queue.SimpleQueue = queue.SimpleQueue()
+    _fork_requests.put((popen, answer))
+    ok, value = answer.get()
+    if not ok:
+        raise value
+    return value
+
+
+def _fork_forever() -> None:
+    while True:
+        popen, answer = _fork_requests.get()
+        try:
+            answer.put((True, popen()))
+        except BaseException as error:  # handed back to the thread that asked
+            answer.put((False, error))
 
 
 def stop(proc: subprocess.Popen, timeout: float = 2.0) -> int:

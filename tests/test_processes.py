@@ -1,0 +1,145 @@
+"""helpers.processes: children die with their parent, however it dies, and are stopped and reaped."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psutil
+import pytest
+
+from helpers import Puppet, processes
+from helpers.observe import wait_until
+
+# An intermediate process: starts a puppet (through helpers.processes), says its pid, then waits.
+_HOLDER = """
+import threading
+from helpers import Puppet
+p = Puppet("grandchild")
+print(p.pid, flush=True)
+threading.Event().wait()
+"""
+_PDEATHSIG = """
+import ctypes, os
+from helpers import processes
+{before}
+libc = ctypes.CDLL(None)
+sig = ctypes.c_int()
+libc.prctl(2, ctypes.byref(sig))  # PR_GET_PDEATHSIG
+print(os.getuid(), os.getgid(), os.getgroups(), sig.value, flush=True)
+"""
+
+
+def gone(pid: int) -> bool:
+    """True once `pid` has exited (a zombie waiting for its new parent counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture
+def short_tmpdir():
+    """A TMPDIR for child processes whose workspaces must not linger in /tmp after a SIGKILL."""
+    path = tempfile.mkdtemp(prefix="sll-test-", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_grandchild_dies_when_its_parent_is_sigkilled(short_tmpdir):
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, TMPDIR=short_tmpdir))
+    try:
+        grandchild = int(holder.stdout.readline())
+        assert psutil.Process(grandchild).ppid() == holder.pid
+        assert not gone(grandchild)
+        holder.kill()  # SIGKILL: nothing runs in the holder, no atexit
+        holder.wait(5)
+        assert wait_until(lambda: gone(grandchild), 2), "the grandchild outlived its parent"
+    finally:
+        holder.kill()
+        holder.wait(5)
+        holder.stdout.close()
+
+
+def test_a_child_started_from_a_short_lived_thread_outlives_the_thread():
+    # PR_SET_PDEATHSIG is tied to the thread that forked; start() must not fork from this one.
+    started = []
+    thread = threading.Thread(target=lambda: started.append((Puppet("from-thread"), threading.get_native_id())))
+    thread.start()
+    thread.join(10)
+    puppet, tid = started[0]
+    try:
+        assert wait_until(lambda: not os.path.exists(f"/proc/self/task/{tid}"), 5)
+        sock = puppet.socket()  # a full round trip: the puppet is alive after the thread is gone
+        assert sock.fileno() == 3
+        assert puppet.alive
+    finally:
+        puppet.stop()
+
+
+def test_stop_terminates_and_reaps():
+    puppet = Puppet("victim")
+    pid = puppet.pid
+    try:
+        assert processes.stop(puppet._proc) == -signal.SIGTERM
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # already reaped: no zombie left
+        assert not psutil.pid_exists(pid)
+    finally:
+        puppet.stop()
+
+
+def test_stop_kills_a_child_that_ignores_sigterm():
+    puppet = Puppet("stubborn")
+    try:
+        puppet.on_signal(signal.SIGTERM, "ignore")
+        start = time.monotonic()
+        assert processes.stop(puppet._proc, timeout=0.3) == -signal.SIGKILL
+        assert time.monotonic() - start >= 0.3
+    finally:
+        puppet.stop()
+
+
+def test_stop_all_stops_every_running_child():
+    puppets = [Puppet("a"), Puppet("b")]
+    try:
+        processes.stop_all()
+        assert [p.returncode for p in puppets] == [-signal.SIGTERM, -signal.SIGTERM]
+        assert not {p.pid for p in puppets} & {c.pid for c in psutil.Process().children()}
+    finally:
+        for p in puppets:
+            p.stop()
+
+
+def test_die_with_parent_arms_the_death_signal():
+    env = dict(os.environ, **{processes.PARENT_ENV: str(os.getpid())})
+    code = _PDEATHSIG.format(before="processes.die_with_parent()")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == str(int(signal.SIGKILL))
+
+
+def test_die_with_parent_exits_if_the_parent_is_already_gone():
+    # The parent named in the environment is not our parent any more: exit at once.
+    env = dict(os.environ, **{processes.PARENT_ENV: "1"})
+    code = _PDEATHSIG.format(before="processes.die_with_parent()")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=10)
+    assert (out.returncode, out.stdout) == (1, "")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can change its user")
+def test_drop_privileges_to_nobody_rearms_the_death_signal():
+    env = dict(os.environ, **{processes.PARENT_ENV: str(os.getpid())})
+    code = _PDEATHSIG.format(before="processes.drop_privileges('nobody')")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    entry = pwd.getpwnam("nobody")
+    assert out.stdout.split() == [str(entry.pw_uid), str(entry.pw_gid), "[]", str(int(signal.SIGKILL))]
