@@ -46,7 +46,8 @@ def _owner_alive(directory: str) -> bool:
     """Is the kernel named in `sll-<pid>-...` still the one that made the directory?
 
     The pid alone could have been reused, so the owner file's start time must match too; a
-    directory whose owner file is not written yet belongs to a kernel starting right now.
+    directory whose owner file is not there yet, or still empty (created, not yet written),
+    belongs to a kernel starting right now.
     """
     try:
         pid = int(os.path.basename(directory).split("-")[1])
@@ -55,11 +56,12 @@ def _owner_alive(directory: str) -> bool:
         return False
     try:
         with open(os.path.join(directory, "owner")) as f:
-            return f.read().split()[1] == started_now
+            owner = f.read().split()
     except FileNotFoundError:
         return True
-    except (OSError, IndexError):
+    except OSError:
         return False
+    return not owner or owner[1:] == [started_now]
 
 
 def sweep(base: str) -> list[str]:
