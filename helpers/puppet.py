@@ -16,8 +16,10 @@ puppet go. `srv.thread()` adds a second thread acting on the same sockets, `srv.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
+import pwd
 import select
 import signal as signals
 import socket
@@ -46,7 +48,7 @@ def _teaching(method):
         __tracebackhide__ = True
         try:
             return method(self, *args, **kwargs)
-        except (OSError, ValueError, TypeError, RuntimeError, TimeoutError) as error:
+        except Exception as error:  # the student's mistake, or the kernel's answer: both are lessons
             raise for_notebook(error, _context(self, method.__name__, args, kwargs)) from None
 
     return wrapper
@@ -409,8 +411,11 @@ class Puppet:
     `user="nobody"` runs it as another user (the notebook must run as root for that).
     """
 
+    @_teaching
     def __init__(self, name: str = "puppet", user: str | None = None):
         self.name = name
+        if user is not None:
+            _check_user(user)
         self.name_hint = "srv" if "serv" in name else "p"
         self._threads = 0
         ws = workspace()
@@ -662,6 +667,17 @@ class Puppet:
     def __repr__(self) -> str:
         status = "running" if self.alive else f"exited ({self.returncode})"
         return f"<Puppet {self.name} pid={self.pid} {status}>"
+
+
+def _check_user(user: str) -> None:
+    """Refuse at once what the child could only fail at, with the reason."""
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise ValueError(f"there is no user named {user!r} on this machine (try 'nobody')") from None
+    if os.geteuid() != 0:
+        raise PermissionError(errno.EPERM, f"only root may start a puppet as another user ({user!r}); "
+                                           "leave out user= to run it as yourself")
 
 
 def _signal_number(sig) -> signals.Signals:

@@ -22,6 +22,8 @@ import tempfile
 
 import psutil
 
+from helpers.explain import for_notebook
+
 __all__ = ["SUN_PATH_MAX", "Workspace", "workspace"]
 
 SUN_PATH_MAX = 107  # bytes of path; the 108th byte of sun_path holds the NUL
@@ -91,13 +93,13 @@ class Workspace:
     def path(self, name: str) -> str:
         """The full path of `name` inside the workspace; refuses names that would not fit sun_path."""
         if "/" in name or name in ("", ".", "..", "owner"):
-            raise ValueError(f"{name!r}: give a plain file name such as 'server.sock'")
+            raise for_notebook(ValueError(f"{name!r}: give a plain file name such as 'server.sock'"), "workspace().path")
         full = os.path.join(self.dir, name)
         if len(os.fsencode(full)) > SUN_PATH_MAX:
-            raise ValueError(
+            raise for_notebook(ValueError(
                 f"{name!r} makes a {len(os.fsencode(full))}-byte path; sun_path holds at most "
                 f"{SUN_PATH_MAX} bytes plus the NUL. Use a shorter name."
-            )
+            ), "workspace().path")
         return full
 
     def sockets(self) -> list[str]:
