@@ -69,7 +69,10 @@ class Process:
     unlink = staticmethod(os.unlink)
     chmod = staticmethod(os.chmod)
     umask = staticmethod(os.umask)
-    send_fds = staticmethod(sockets.send_fds)
+
+    def send_fds(self, sock, buffers, socks):
+        """Send data and the descriptors of `socks` (SCM_RIGHTS); socket.send_fds wants fd numbers."""
+        return sockets.send_fds(sock, buffers, [s.fileno() for s in socks])
 
     def recv_fds(self, sock, bufsize: int, maxfds: int):
         """Receive data and file descriptors, adopting each descriptor as a socket object."""

@@ -1,0 +1,470 @@
+"""helpers.puppet: real processes driven one socket call at a time, against real sockets.
+
+Every expectation here is something Linux does (see LINUX_FACTS.md): the puppet must show it, not
+paper over it. A call that blocks must come back as a PendingCall seen asleep in the right system
+call, and resolve by itself when the kernel lets it go.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from socket import AF_INET, AF_UNIX, SHUT_RDWR, SOCK_STREAM
+
+import psutil
+import pytest
+
+from helpers import PendingCall, Puppet, PuppetBusy, PuppetExited, RemoteSocket, observe, workspace
+
+pytestmark = pytest.mark.skipif(not observe.syscalls_visible(), reason="/proc does not show system calls here")
+
+FAMILIES = [pytest.param(AF_UNIX, id="unix"), pytest.param(AF_INET, id="tcp")]
+
+
+def _children() -> set[int]:
+    return {c.pid for c in psutil.Process().children(recursive=True)}
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture
+def make():
+    """Start puppets for a test; all are stopped afterwards, and none may be left running."""
+    before = _children()
+    started: list[Puppet] = []
+
+    def start(name: str = "puppet", **kwargs) -> Puppet:
+        puppet = Puppet(name, **kwargs)
+        started.append(puppet)
+        return puppet
+
+    yield start
+    for puppet in started:
+        puppet.stop()
+    assert _children() <= before, "a test left puppet processes running"
+
+
+@pytest.fixture
+def paths():
+    """Socket paths in the kernel's workspace, unlinked after the test."""
+    made: list[str] = []
+
+    def path(name: str) -> str:
+        made.append(workspace().path(name))
+        return made[-1]
+
+    yield path
+    for p in made:
+        if os.path.lexists(p):
+            os.unlink(p)
+
+
+def _listener(puppet: Puppet, family: int, path: str, backlog: int = 1):
+    """A listening socket in `puppet` and the address a client connects to."""
+    sock = puppet.socket(family, SOCK_STREAM)
+    sock.bind(path if family == AF_UNIX else ("127.0.0.1", 0))
+    sock.listen(backlog)
+    return sock, (path if family == AF_UNIX else sock.getsockname())
+
+
+def _assert_blocked_in_accept(call, listener: RemoteSocket) -> None:
+    assert isinstance(call, PendingCall), call
+    assert call.snapshot.syscall == "accept4"
+    assert call.snapshot.fd == listener.fileno()
+    assert call.snapshot.state == "S" and call.snapshot.wchan
+    assert not call.done()
+
+
+def _still_blocked(call: PendingCall, seconds: float = 0.3) -> bool:
+    """The call has not finished within `seconds` and its thread still sleeps in the same call."""
+    if observe.wait_until(call.done, seconds):
+        return False
+    now = observe.snapshot(call.puppet.pid, call.lane.tid)
+    return now.syscall == call.snapshot.syscall and now.sleeping
+
+
+# -- plain calls ------------------------------------------------------------------------------
+def test_socket_bind_listen_return_plain_values(make, paths):
+    p = make("server")
+    s = p.socket(AF_UNIX, SOCK_STREAM)
+    assert isinstance(s, RemoteSocket)
+    assert s.fileno() == 3  # the puppet's own pipes live high up: the first socket is fd 3, as in C
+    assert (s.family, s.type) == (AF_UNIX, SOCK_STREAM)
+    assert os.readlink(f"/proc/{p.pid}/fd/3").startswith("socket:[")
+    path = paths("plain.sock")
+    assert s.bind(path) is None
+    assert s.listen(2) is None
+    assert s.getsockname() == path
+    assert s.gettimeout() is None
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+    assert repr(s) == "<remote socket fd=3 AF_UNIX SOCK_STREAM in server>"
+
+
+def test_a_large_result_is_returned_not_shown_as_blocked(make):
+    # A result bigger than a pipe makes the puppet wait in write() on its reply pipe for a moment.
+    p = make()
+    a, b = p.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+    for _ in range(5):
+        sent = a.send(b"x" * (1 << 22))
+        got = b.recv(1 << 22)
+        assert isinstance(got, bytes) and len(got) == sent > 65536
+
+
+def test_accept_blocks_and_a_client_unblocks_it(make, paths):
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("accept.sock"))
+    call = listener.accept()
+    _assert_blocked_in_accept(call, listener)
+    assert srv.state().syscall == "accept4"
+    assert repr(call).startswith(f"<server: accept() blocked in accept4(fd={listener.fileno()})")
+
+    client = cli.socket(AF_UNIX, SOCK_STREAM)
+    assert client.connect(address) is None
+    assert observe.wait_until(call.done, 2)
+    conn, peer = call.result(timeout=2)
+    assert isinstance(conn, RemoteSocket) and conn.puppet is srv
+    assert conn.fileno() == listener.fileno() + 1 and peer == ""
+    assert "returned (<remote socket fd=4" in call.outcome()
+
+    assert client.send(b"ping") == 4
+    assert conn.recv(10) == b"ping"
+
+
+def test_the_listening_socket_stays_free_for_the_next_client(make, paths):
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("again.sock"))
+    for _ in range(2):
+        call = listener.accept()
+        _assert_blocked_in_accept(call, listener)
+        cli.socket(AF_UNIX, SOCK_STREAM).connect(address)
+        conn, _ = call.result(timeout=2)
+        assert conn.fileno() > listener.fileno()
+
+
+def test_result_times_out_while_the_call_is_still_blocked(make, paths):
+    srv = make("server")
+    listener, _ = _listener(srv, AF_UNIX, paths("slow.sock"))
+    call = listener.accept()
+    with pytest.raises(TimeoutError, match=r"accept\(\) still not finished after 0.1 s \(blocked in accept4"):
+        call.result(timeout=0.1)
+    with pytest.raises(ValueError, match="timeout"):
+        call.result(timeout=None)
+    assert not call.done()
+
+
+def test_a_thread_that_is_busy_refuses_a_second_call(make, paths):
+    srv = make("server")
+    listener, _ = _listener(srv, AF_UNIX, paths("busy.sock"))
+    call = listener.accept()
+    with pytest.raises(PuppetBusy, match=r"server is still inside accept\(\) \(blocked in accept4"):
+        listener.getsockname()
+    with pytest.raises(PuppetBusy):
+        srv.socket(AF_UNIX, SOCK_STREAM)
+    assert not call.done()
+
+
+def test_a_second_thread_acts_while_the_main_thread_is_blocked(make, paths):
+    srv = make("server")
+    path = paths("second.sock")
+    listener, _ = _listener(srv, AF_UNIX, path)
+    call = listener.accept()
+    t = srv.thread()
+    assert t.tid != srv.state().tid
+    assert t.use(listener).getsockname() == path
+    assert not call.done()
+
+
+# -- errors ---------------------------------------------------------------------------------
+def _note(error: BaseException) -> str:
+    return "\n".join(getattr(error, "__notes__", []))
+
+
+def test_second_bind_to_the_same_path_raises_eaddrinuse(make, paths):
+    p, q = make("first"), make("second")
+    path = paths("taken.sock")
+    p.socket(AF_UNIX, SOCK_STREAM).bind(path)
+    with pytest.raises(OSError) as info:
+        q.socket(AF_UNIX, SOCK_STREAM).bind(path)
+    assert type(info.value) is OSError and info.value.errno == errno.EADDRINUSE
+    assert "EADDRINUSE (98): the address is taken" in _note(info.value)
+    assert "Try:" in _note(info.value)
+    assert f"in second: bind({path!r})" in _note(info.value)
+
+
+def test_connect_to_a_stale_socket_file_is_refused(make, paths):
+    srv, cli = make("server"), make("client")
+    path = paths("stale.sock")
+    s = srv.socket(AF_UNIX, SOCK_STREAM)
+    s.bind(path)
+    s.close()
+    assert s.fileno() == -1
+    assert stat.S_ISSOCK(os.stat(path).st_mode)  # the file stays after close
+    with pytest.raises(ConnectionRefusedError) as info:
+        cli.socket(AF_UNIX, SOCK_STREAM).connect(path)
+    assert info.value.errno == errno.ECONNREFUSED
+    assert "ECONNREFUSED (111)" in _note(info.value) and "Try:" in _note(info.value)
+
+
+def test_connect_to_a_missing_path_raises_file_not_found(make, paths):
+    cli = make("client")
+    with pytest.raises(FileNotFoundError) as info:
+        cli.socket(AF_UNIX, SOCK_STREAM).connect(paths("nobody-here.sock"))
+    assert info.value.errno == errno.ENOENT
+    assert "ENOENT (2)" in _note(info.value)
+
+
+def test_a_path_too_long_is_refused_by_python_without_errno(make):
+    p = make()
+    with pytest.raises(OSError, match="AF_UNIX path too long") as info:
+        p.socket(AF_UNIX, SOCK_STREAM).bind("/tmp/" + "x" * 103)
+    assert info.value.errno is None
+    assert "without an errno" in _note(info.value)
+
+
+# -- what unblocks accept, and what does not ---------------------------------------------------
+@pytest.mark.parametrize("family", FAMILIES)
+def test_shutdown_from_a_second_thread_wakes_accept_with_einval(make, paths, family):
+    srv = make("server")
+    listener, _ = _listener(srv, family, paths("shut.sock"))
+    call = listener.accept()
+    _assert_blocked_in_accept(call, listener)
+    assert srv.thread().use(listener).shutdown(SHUT_RDWR) is None
+    with pytest.raises(OSError) as info:
+        call.result(timeout=2)
+    assert info.value.errno == errno.EINVAL
+    assert call.done()
+    assert "raised OSError: [Errno 22]" in call.outcome()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_close_from_a_second_thread_does_not_wake_accept(make, paths, family):
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, family, paths("close.sock"))
+    call = listener.accept()
+    _assert_blocked_in_accept(call, listener)
+    assert srv.thread().use(listener).close() is None
+    assert listener.fileno() == -1  # closed everywhere the socket is shown
+    assert not os.path.exists(f"/proc/{srv.pid}/fd/3")  # the descriptor is really gone
+    assert _still_blocked(call)
+    # The "closed" socket still accepts the next client.
+    assert cli.socket(family, SOCK_STREAM).connect(address) is None
+    conn, _ = call.result(timeout=2)
+    assert isinstance(conn, RemoteSocket)
+
+
+def test_a_signal_handler_that_returns_leaves_accept_blocked(make, paths):
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("pep475.sock"))
+    srv.on_signal(signal.SIGALRM, "return")
+    call = listener.accept()
+    _assert_blocked_in_accept(call, listener)
+    what = srv.signal(signal.SIGALRM)
+    assert what.startswith("SIGALRM delivered: the handler ran and returned; accept() is blocked in accept4")
+    assert _still_blocked(call)
+    cli.socket(AF_UNIX, SOCK_STREAM).connect(address)
+    conn, _ = call.result(timeout=2)
+    assert isinstance(conn, RemoteSocket)
+
+
+def test_a_signal_handler_that_raises_ends_accept(make, paths):
+    srv = make("server")
+    listener, _ = _listener(srv, AF_UNIX, paths("raise.sock"))
+    srv.on_signal(signal.SIGALRM, "raise")
+    call = listener.accept()
+    _assert_blocked_in_accept(call, listener)
+    what = srv.signal(signal.SIGALRM)
+    assert "RuntimeError: raised by the SIGALRM handler" in what
+    with pytest.raises(RuntimeError, match="raised by the SIGALRM handler"):
+        call.result(timeout=2)
+    assert srv.alive
+    assert listener.getsockname()  # the puppet goes on
+
+
+def test_sigalrm_with_its_default_action_kills_the_puppet(make, paths):
+    srv = make("server")
+    listener, _ = _listener(srv, AF_UNIX, paths("alarm.sock"))
+    srv.on_signal(signal.SIGALRM, "default")
+    call = listener.accept()
+    _assert_blocked_in_accept(call, listener)
+    what = srv.signal(signal.SIGALRM)
+    assert "killed by SIGALRM (signal 14)" in what
+    with pytest.raises(PuppetExited, match="SIGALRM"):
+        call.result(timeout=2)
+    assert srv.returncode == -signal.SIGALRM
+    assert not srv.alive
+
+
+def test_accept_with_a_timeout_waits_in_poll_and_times_out(make, paths):
+    srv = make("server")
+    listener, _ = _listener(srv, AF_UNIX, paths("timeout.sock"))
+    listener.settimeout(0.5)
+    call = listener.accept()
+    assert isinstance(call, PendingCall)
+    assert call.snapshot.syscall in ("poll", "ppoll")
+    assert call.snapshot.poll_fds == (listener.fileno(),)
+    assert call.blocked_in.startswith(f"blocked in {call.snapshot.syscall}(fds=[{listener.fileno()}])")
+    with pytest.raises(TimeoutError, match="timed out") as info:
+        call.result(timeout=3)
+    assert info.value.errno is None
+    assert "settimeout" in _note(info.value)
+
+
+# -- the accept queue ----------------------------------------------------------------------
+def test_full_unix_accept_queue_blocks_a_connect_and_refuses_a_nonblocking_one(make, paths):
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("queue.sock"), backlog=1)
+    for _ in range(2):  # listen(1): backlog + 1 connections fit
+        assert cli.socket(AF_UNIX, SOCK_STREAM).connect(address) is None
+    third, fourth = cli.socket(AF_UNIX, SOCK_STREAM), cli.socket(AF_UNIX, SOCK_STREAM)
+    waiting = third.connect(address)
+    assert isinstance(waiting, PendingCall)
+    assert waiting.snapshot.syscall == "connect" and waiting.snapshot.fd == third.fileno()
+    assert waiting.snapshot.wchan == "unix_wait_for_peer"
+
+    side = cli.thread().use(fourth)  # the main thread is busy: a non-blocking try from a second one
+    side.setblocking(False)
+    with pytest.raises(BlockingIOError) as info:
+        side.connect(address)
+    assert info.value.errno == errno.EAGAIN
+
+    accepted = listener.accept()  # returns at once (the queue is full) and frees a slot
+    assert isinstance(accepted, tuple)
+    assert waiting.result(timeout=2) is None  # the waiting connect goes through
+
+
+# -- processes ------------------------------------------------------------------------------
+_HOLDER = """
+import socket, threading
+from helpers import Puppet, workspace
+a, b = Puppet("a"), Puppet("b")
+s = a.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(workspace().path("held.sock"))
+s.listen(1)
+call = s.accept()
+b.thread()
+print(a.pid, b.pid, type(call).__name__, flush=True)
+threading.Event().wait()
+"""
+
+
+def test_kill_9_of_the_process_holding_puppets_leaves_none(tmp_path):
+    tmpdir = tmp_path / "t"
+    tmpdir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, TMPDIR=str(tmpdir)))
+    try:
+        a, b, kind = holder.stdout.readline().split()
+        assert kind == "PendingCall"
+        pids = [int(a), int(b)]
+        assert not any(_gone(pid) for pid in pids)
+        holder.kill()
+        holder.wait(5)
+        assert observe.wait_until(lambda: all(_gone(pid) for pid in pids), 2), "puppets outlived their kernel"
+    finally:
+        holder.kill()
+        holder.wait(5)
+        holder.stdout.close()
+
+
+def test_stop_leaves_no_process_and_no_descriptor(paths):
+    fds_before = sorted(os.listdir("/proc/self/fd"))
+    threads_before = threading.active_count()
+    p = Puppet("leaky?")
+    pid = p.pid
+    listener, _ = _listener(p, AF_UNIX, paths("fds.sock"))
+    call = listener.accept()  # a pending call: its watcher thread reads replies
+    t = p.thread()
+    t.use(listener).getsockname()
+    assert p.stop() == 0
+    assert _gone(pid) and not p.alive
+    with pytest.raises(PuppetExited):
+        call.result(timeout=1)
+    assert observe.wait_until(lambda: threading.active_count() == threads_before, 2)
+    assert sorted(os.listdir("/proc/self/fd")) == fds_before
+
+
+def test_calls_on_a_stopped_or_killed_puppet_raise_puppet_exited(make):
+    p, q = make("stopped"), make("killed")
+    s = p.socket(AF_UNIX, SOCK_STREAM)
+    p.stop()
+    with pytest.raises(PuppetExited, match=r"puppet stopped \(pid \d+\) exited"):
+        s.listen(1)
+    with pytest.raises(PuppetExited):
+        p.socket()
+
+    r = q.socket(AF_UNIX, SOCK_STREAM)
+    os.kill(q.pid, signal.SIGKILL)
+    assert observe.wait_until(lambda: not q.alive, 2)
+    with pytest.raises(PuppetExited, match=r"killed by SIGKILL \(signal 9\)"):
+        r.listen(1)
+
+
+def test_context_manager_stops_the_puppet():
+    with Puppet("scoped") as p:
+        pid = p.pid
+        assert p.alive
+    assert _gone(pid) and p.returncode == 0
+
+
+# -- passing sockets, users, the workspace ------------------------------------------------------
+def test_send_fds_passes_a_listening_socket_to_another_puppet(make, paths):
+    a, b, c = make("a"), make("b"), make("c")
+    link, link_address = _listener(a, AF_UNIX, paths("link.sock"))
+    passed, passed_address = _listener(a, AF_UNIX, paths("passed.sock"))
+    b_end = b.socket(AF_UNIX, SOCK_STREAM)
+    b_end.connect(link_address)
+    a_end, _ = link.accept()
+
+    assert a.send_fds(a_end, b"take this", [passed]) == len(b"take this")
+    data, socks, _flags, _addr = b.recv_fds(b_end, 1024, 4)
+    assert data == b"take this"
+    [received] = socks
+    assert isinstance(received, RemoteSocket) and received.puppet is b
+    assert received.getsockname() == passed_address  # the very same listening socket, now in b too
+    inode = os.stat(f"/proc/{a.pid}/fd/{passed.fileno()}").st_ino
+    assert os.stat(f"/proc/{b.pid}/fd/{received.fileno()}").st_ino == inode
+
+    call = received.accept()
+    _assert_blocked_in_accept(call, received)
+    c.socket(AF_UNIX, SOCK_STREAM).connect(passed_address)
+    conn, _ = call.result(timeout=2)
+    assert conn.puppet is b
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can start a puppet as another user")
+def test_a_puppet_can_run_as_nobody(make):
+    p = make("guest", user="nobody")
+    assert p.uid == 65534
+    assert psutil.Process(p.pid).uids().real == 65534
+    # The kernel's workspace is private: nobody cannot even create a socket file in it.
+    with pytest.raises(PermissionError) as info:
+        p.socket(AF_UNIX, SOCK_STREAM).bind("guest.sock")
+    assert info.value.errno == errno.EACCES
+
+
+def test_sockets_bound_by_puppets_live_in_the_private_workspace(make):
+    p = make()
+    ws = workspace()
+    assert psutil.Process(p.pid).cwd() == ws.dir
+    assert stat.S_IMODE(os.stat(ws.dir).st_mode) == 0o700
+    s = p.socket(AF_UNIX, SOCK_STREAM)
+    s.bind("relative.sock")  # a relative name lands in the workspace
+    try:
+        assert s.getsockname() == "relative.sock"
+        assert "relative.sock" in ws.sockets()
+        assert stat.S_ISSOCK(os.stat(os.path.join(ws.dir, "relative.sock")).st_mode)
+    finally:
+        p.unlink("relative.sock")
+    assert "relative.sock" not in ws.sockets()
