@@ -53,8 +53,9 @@ _MEANINGS: dict[str, tuple[str, str]] = {
     "ESOCKTNOSUPPORT": ("this socket type is not supported in this family", "use SOCK_STREAM or SOCK_DGRAM"),
     "EPROTOTYPE": ("the socket type does not match the peer's (e.g. a datagram sent to a stream socket's path)",
                    "use the same type on both sides"),
-    "EOPNOTSUPP": ("this socket type does not support the operation (e.g. listen on a datagram socket)",
-                   "listen/accept are for SOCK_STREAM and SOCK_SEQPACKET only"),
+    "EOPNOTSUPP": ("this socket type does not support the operation (e.g. listen on a datagram socket, "
+                   "or socketpair in a family other than AF_UNIX)",
+                   "listen/accept are for SOCK_STREAM and SOCK_SEQPACKET only; socketpair is for AF_UNIX"),
     "EMFILE": ("this process has no free file descriptor left (RLIMIT_NOFILE)",
                "close sockets you no longer need; check `ulimit -n`"),
     "ENFILE": ("the whole system has run out of file descriptors", "close files and sockets"),

@@ -19,7 +19,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-__all__ = ["AcceptQueue", "TcpSocket", "accept_queue", "fds", "listeners", "socket_inode", "tcp_sockets", "unix_sockets"]
+__all__ = [
+    "AcceptQueue", "TcpSocket", "accept_queue", "fd_flags", "fds", "listeners", "socket_inode", "tcp_sockets",
+    "unix_sockets",
+]
 
 TCP_STATES = {
     "01": "ESTABLISHED", "02": "SYN-SENT", "03": "SYN-RECV", "04": "FIN-WAIT-1", "05": "FIN-WAIT-2",
@@ -37,6 +40,21 @@ def fds(pid: int | None = None) -> dict[int, str]:
         except OSError:
             pass
     return dict(sorted(table.items()))
+
+
+_FLAG_NAMES = ("O_APPEND", "O_NONBLOCK", "O_CLOEXEC")
+
+
+def fd_flags(pid: int, fd: int) -> list[str]:
+    """The open flags of `fd` in process `pid`, e.g. ['O_RDWR', 'O_CLOEXEC'], from /proc/<pid>/fdinfo/<fd>.
+
+    The kernel's own record of the descriptor: the access mode (a socket is O_RDWR, each end of a
+    pipe only one way), O_CLOEXEC (closed on exec) and O_NONBLOCK (setblocking(False)).
+    """
+    with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+        flags = next(int(line.split()[1], 8) for line in f if line.startswith("flags:"))
+    access = {os.O_RDONLY: "O_RDONLY", os.O_WRONLY: "O_WRONLY", os.O_RDWR: "O_RDWR"}[flags & os.O_ACCMODE]
+    return [access, *(name for name in _FLAG_NAMES if flags & getattr(os, name))]
 
 
 def socket_inode(pid: int, fd: int) -> int | None:

@@ -16,6 +16,7 @@ puppet go. `srv.thread()` adds a second thread acting on the same sockets, `srv.
 
 from __future__ import annotations
 
+import enum
 import errno
 import functools
 import os
@@ -55,7 +56,7 @@ def _teaching(method):
 
 
 def _context(obj, name: str, args, kwargs) -> str:
-    shown = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+    shown = ", ".join([*(_arg(a) for a in args), *(f"{k}={_arg(v)}" for k, v in kwargs.items())])
     owner = getattr(obj, "puppet", obj)
     return f"in {getattr(owner, 'name', '?')}: {name}({shown})"
 
@@ -441,6 +442,7 @@ class Puppet:
         self._watcher: threading.Thread | None = None
         self.pid = self._proc.pid
         self._main = _Lane(self, name, self.pid, self._send_main)
+        self._lanes = [self._main]  # the threads the notebook drives, for threads()
         try:
             hello = self._first_reply()
         except BaseException:
@@ -564,6 +566,18 @@ class Puppet:
         return self._process_call("chmod", path, mode, label=f"chmod({path!r}, 0o{mode:o})")
 
     @_teaching
+    def getrlimit(self, which: int) -> tuple[int, int]:
+        """The puppet's (soft, hard) limit, e.g. resource.RLIMIT_NOFILE: how many descriptors it may hold."""
+        __tracebackhide__ = True
+        return self._process_call("getrlimit", which)
+
+    @_teaching
+    def setrlimit(self, which: int, limits: tuple[int, int]) -> None:
+        """Set the puppet's (soft, hard) limit; e.g. a low RLIMIT_NOFILE makes socket() fail with EMFILE."""
+        __tracebackhide__ = True
+        return self._process_call("setrlimit", which, limits)
+
+    @_teaching
     def send_fds(self, sock: RemoteSocket, data: bytes, socks: list[RemoteSocket]):
         """Pass sockets to the peer process over an AF_UNIX socket (SCM_RIGHTS)."""
         __tracebackhide__ = True
@@ -638,7 +652,13 @@ class Puppet:
 
         router = _Lane(self, f"{self.name} (router)", None, lambda m: self._write(self._side_w, (-1, m)))
         tid = router.call(0, "start_thread")
-        return PuppetThread(_Lane(self, name, tid, send))
+        lane = _Lane(self, name, tid, send)
+        self._lanes.append(lane)
+        return PuppetThread(lane)
+
+    def threads(self) -> list[tuple[str, int]]:
+        """(name, thread id) of each thread the notebook drives: the main one, then each thread()."""
+        return [(lane.name, lane.tid) for lane in self._lanes]
 
     def stop(self, timeout: float = 2.0) -> int:
         """Close the command pipes (the puppet exits), kill it if it does not; return its exit status."""
@@ -691,3 +711,8 @@ def _signal_number(sig) -> signals.Signals:
 
 def _const(value) -> str:
     return getattr(value, "name", repr(value))
+
+
+def _arg(value) -> str:
+    """An argument as the student wrote it: `AF_UNIX` rather than `<AddressFamily.AF_UNIX: 1>`."""
+    return value.name if isinstance(value, enum.Enum) and value.name else repr(value)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import os
 import queue
+import resource
 import signal
 import socket as sockets
 import sys
@@ -69,6 +70,8 @@ class Process:
     unlink = staticmethod(os.unlink)
     chmod = staticmethod(os.chmod)
     umask = staticmethod(os.umask)
+    getrlimit = staticmethod(resource.getrlimit)
+    setrlimit = staticmethod(resource.setrlimit)
 
     def send_fds(self, sock, buffers, socks):
         """Send data and the descriptors of `socks` (SCM_RIGHTS); socket.send_fds wants fd numbers."""

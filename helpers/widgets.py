@@ -9,11 +9,13 @@ without re-running a cell. Introduced in 00-start-here.
 from __future__ import annotations
 
 import html
+import os
+import threading
 
 import ipywidgets as w
 from IPython.display import display
 
-__all__ = ["Card", "show", "show_call"]
+__all__ = ["Card", "ProcessCard", "show", "show_call"]
 
 _STYLE = (
     "border-left:4px solid {color};padding:4px 10px;margin:2px 0;font-family:var(--jp-code-font-family,monospace);"
@@ -62,3 +64,97 @@ def show_call(call) -> None:
 
     call._future.on_done(finished)
     card._ipython_display_()
+
+
+_STATES = {"R": "running", "S": "sleeping", "D": "disk sleep", "Z": "zombie", "T": "stopped", "gone": "exited"}
+
+
+class ProcessCard:
+    """Each thread of a process: its state, the system call it is in, and wchan, kept up to date.
+
+        ProcessCard(srv)      # a puppet: the threads the notebook drives (main, then srv.thread()s)
+        ProcessCard(pid)      # any process: every thread, named by /proc/<pid>/task/<tid>/comm
+
+    The table in the browser refreshes by itself while the process lives (a daemon thread reads
+    /proc a few times a second and stops when the process is gone); the text/plain form is the
+    reading taken when the card was displayed, so a committed notebook shows what was true then.
+    A puppet thread sleeping in its own command pipe, or on a lock, is shown as idle: it is
+    waiting for the notebook's next call, not in a call of ours.
+    """
+
+    REFRESH = 0.2  # seconds between readings of /proc while displayed
+
+    def __init__(self, target):
+        from helpers import observe  # here, not at module level: observe needs no widgets
+
+        self._observe = observe
+        if isinstance(target, int):
+            self.pid, self.name, self._own_fds, self._named = target, _comm(target, target), (), None
+        else:
+            self.pid, self.name, self._own_fds, self._named = target.pid, target.name, target.own_fds, target.threads
+        self.widget = w.HTML()
+        self._rows = self.read()
+        self.widget.value = self._html(self._rows)
+
+    def _threads(self) -> list[tuple[str, int]]:
+        if self._named is not None:
+            return self._named()
+        try:
+            tids = sorted(int(t) for t in os.listdir(f"/proc/{self.pid}/task"))
+        except OSError:
+            return [(self.name, self.pid)]
+        return [(_comm(self.pid, tid) + ("" if tid == self.pid else f" ({tid})"), tid) for tid in tids]
+
+    def read(self) -> list[tuple[str, str, str, str]]:
+        """One reading: (thread, state, what it does, wchan) per thread."""
+        rows = []
+        for name, tid in self._threads():
+            snap = self._observe.snapshot(self.pid, tid)
+            state = f"{snap.state} ({_STATES.get(snap.state, '?')})" if snap.state != "gone" else "exited"
+            if snap.state == "gone":
+                doing, wchan = "-", "-"
+            elif self._named is not None and snap.sleeping and \
+                    self._observe.blocked_in_call(self.pid, tid, self._own_fds) is None:
+                doing, wchan = "idle, waiting for the next call", "-"
+            elif snap.sleeping and snap.syscall:
+                doing, wchan = f"{snap.syscall}({snap.shown_args})", snap.wchan or "-"
+            else:
+                doing, wchan = _STATES.get(snap.state, snap.state), "-"
+            rows.append((name, state, doing, wchan))
+        return rows
+
+    def plain(self) -> str:
+        width = max(len(r[0]) for r in self._rows)
+        lines = [f"{self.name} (pid {self.pid})"]
+        lines += [f"  {n:<{width}}  {s:<13} {d:<32} wchan {c}" for n, s, d, c in self._rows]
+        return "\n".join(lines)
+
+    def _html(self, rows) -> str:
+        alive = any(r[1] != "exited" for r in rows)
+        color = COLORS["blocked"] if any(r[3] != "-" for r in rows) else COLORS["info" if alive else "gone"]
+        pad = "text-align:left;padding:0 12px 0 0"
+        head = "".join(f"<th style='{pad}'>{h}</th>" for h in ("thread", "state", "system call", "wchan"))
+        cells = "".join("<tr>" + "".join(f"<td style='{pad}'>{html.escape(v)}</td>" for v in row) + "</tr>"
+                        for row in rows)
+        return (f'<div style="{_STYLE.format(color=color)}"><b>{html.escape(self.name)}</b> (pid {self.pid})'
+                f"<table style='border-collapse:collapse'><tr>{head}</tr>{cells}</table></div>")
+
+    def _refresh(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(self.REFRESH):
+            rows = self.read()
+            self.widget.value = self._html(rows)  # traitlets sends nothing when the value is unchanged
+            if all(r[1] == "exited" for r in rows):
+                return
+
+    def _ipython_display_(self) -> None:
+        show(self.widget, self.plain())
+        threading.Thread(target=self._refresh, daemon=True, name=f"card-{self.name}").start()
+
+
+def _comm(pid: int, tid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return str(tid)

@@ -4,7 +4,10 @@
 topic modules hold one checker per exercise, each named `check_<function the student writes>`.
 """
 
+from helpers.exercises.creation import check_default_protocol, check_next_fd, check_socket_fds
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome, is_stub, run_student
 
-__all__ = ["Outcome", "Report", "checker", "is_stub", "run_student"]
+__all__ = [
+    "Outcome", "Report", "check_default_protocol", "check_next_fd", "check_socket_fds", "checker", "is_stub", "run_student",
+]
