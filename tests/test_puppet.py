@@ -383,11 +383,12 @@ def test_stop_leaves_no_process_and_no_descriptor(paths):
     threads_before = threading.active_count()
     p = Puppet("leaky?")
     pid = p.pid
-    listener, _ = _listener(p, AF_UNIX, paths("fds.sock"))
-    call = listener.accept()  # a pending call: its watcher thread reads replies
-    t = p.thread()
-    t.use(listener).getsockname()
-    assert p.stop() == 0
+    try:
+        listener, _ = _listener(p, AF_UNIX, paths("fds.sock"))
+        call = listener.accept()  # a pending call: its watcher thread reads replies
+        p.thread().use(listener).getsockname()
+    finally:
+        assert p.stop() == 0
     assert _gone(pid) and not p.alive
     with pytest.raises(PuppetExited):
         call.result(timeout=1)
