@@ -1,0 +1,386 @@
+"""A real JupyterLab driven by Debian's headless Chromium, for tests/test_browser.py.
+
+    lab = LabServer(Path("notebooks"), workdir)    # jupyter lab on 127.0.0.1:<free port> with a token,
+    lab.start()                                    #   fresh config/data/runtime dirs, a *copy* of notebooks/
+    with chromium() as browser:                    # /usr/bin/chromium through Playwright (sync API)
+        page = new_page(browser)
+        open_notebook(page, lab, "01-socket-creation.ipynb")   # waits for "| Idle" in the status bar
+        run_all(page)                              # clear outputs, Run All
+        cells = wait_until_all_ran(page, 120)      # every code cell shows [N], kernel Idle again
+        lab.shutdown_kernels()                     # DELETE /api/sessions/..., then check no process survives
+    lab.stop()                                     # SIGTERM (it shuts its kernels down), wait, kill if needed
+
+The recipes in /work/shared/RECIPES.md are followed to the letter: Playwright's own browser download
+does not work here, and a Run All sent before the status bar says `| Idle` is silently lost.
+The notebook under test is a copy and autosave is off, so a run never rewrites a committed notebook.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+# The student's overrides (etc/) plus what a test needs: every cell in the DOM, no autosave.
+TEST_SETTINGS = {
+    "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
+    "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
+}
+IDLE = re.compile(r"^(?!No Kernel).*\| Idle$")  # "Python 3 (ipykernel) | Idle"
+PROMPT_DONE = re.compile(r"^\[\d+\]")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def require_chromium() -> None:
+    """Skip (or, under CI=true, fail) when Debian's chromium is not installed."""
+    if CHROMIUM.exists():
+        return
+    reason = f"{CHROMIUM} is missing: install it as root with `apt-get install chromium` (`make test` does)"
+    if in_ci():
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # preexec_fn: if pytest is killed, the server goes too
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+class LabServer:
+    """`jupyter lab` on 127.0.0.1 serving a temp copy of `source` (a notebooks/ folder)."""
+
+    def __init__(self, source: Path, workdir: Path):
+        self.workdir = workdir
+        self.root_dir = workdir / "root"
+        self.token = secrets.token_hex(16)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "jupyterlab.log"
+        self.proc: subprocess.Popen | None = None
+        self.seen: dict[int, tuple[float, str]] = {}  # pid -> (create time, cmdline): every descendant seen
+        shutil.copytree(source, self.root_dir, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR",
+                    "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+            path = self.workdir / var.lower()
+            path.mkdir(parents=True, exist_ok=True)
+            env[var] = str(path)
+        env.pop("JUPYTER_PATH", None)
+        env.pop("JUPYTER_CONFIG_PATH", None)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _settings_dir(self) -> Path:
+        settings = json.loads((REPO / "etc" / "jupyterlab-overrides.json").read_text())
+        for plugin, values in TEST_SETTINGS.items():
+            settings.setdefault(plugin, {}).update(values)
+        directory = self.workdir / "lab-settings"
+        directory.mkdir(exist_ok=True)
+        (directory / "overrides.json").write_text(json.dumps(settings, indent=2))
+        return directory
+
+    def start(self, timeout: float = 60.0) -> None:
+        cmd = [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+            "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root_dir}", "--LabApp.expose_app_in_browser=True",
+            f"--LabApp.app_settings_dir={self._settings_dir()}",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False",
+        ]
+        if os.geteuid() == 0:
+            cmd.append("--allow-root")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(cmd, env=self._env(), cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with status {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                self.api("GET", "/api/status", timeout=2)
+                return
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"jupyter lab did not answer /api/status within {timeout} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def api(self, method: str, path: str, timeout: float = 10.0):
+        """One REST call with the token; returns the decoded JSON (or None for an empty body)."""
+        request = urllib.request.Request(f"{self.base}{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def url(self, path: str) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"{self.base}{path}{sep}token={self.token}"
+
+    def remember_descendants(self) -> None:
+        """Note every process below the server now (kernels, puppets), to check later none survives."""
+        if self.proc is None:
+            return
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return
+        for child in children:
+            try:
+                self.seen[child.pid] = (child.create_time(), " ".join(child.cmdline())[:200])
+            except psutil.Error:
+                pass
+
+    def survivors(self) -> list[psutil.Process]:
+        """Processes that were once below the server and are still alive (not counting the server)."""
+        alive = []
+        for pid, (created, _) in self.seen.items():
+            try:
+                process = psutil.Process(pid)
+                if process.create_time() == created and process.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(process)
+            except psutil.Error:
+                pass
+        return alive
+
+    def shutdown_kernels(self, timeout: float = 20.0) -> list[str]:
+        """Delete every session (and so its kernel); wait until no kernel and no process of theirs is left.
+
+        Returns a description of each process that had to be killed (empty when all went by themselves).
+        """
+        self.remember_descendants()
+        for session in self.api("GET", "/api/sessions"):
+            try:
+                self.api("DELETE", f"/api/sessions/{session['id']}", timeout=timeout)
+            except urllib.error.HTTPError as e:
+                if e.code != 404:
+                    raise
+        for kernel in self.api("GET", "/api/kernels"):
+            self.api("DELETE", f"/api/kernels/{kernel['id']}", timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (self.api("GET", "/api/kernels") or self.survivors()):
+            time.sleep(0.1)
+        return self.kill_survivors()
+
+    def kill_survivors(self) -> list[str]:
+        killed = []
+        for process in self.survivors():
+            killed.append(f"pid {process.pid}: {self.seen[process.pid][1]}")
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+        self.seen.clear()
+        return killed
+
+    def stop(self, timeout: float = 20.0) -> list[str]:
+        """SIGTERM (the server shuts its kernels down), wait, SIGKILL if needed; kill any leftover child."""
+        if self.proc is None:
+            return []
+        self.remember_descendants()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and self.survivors():
+            time.sleep(0.1)
+        return self.kill_survivors()
+
+
+@contextmanager
+def chromium():
+    """Debian's chromium through Playwright: one browser for many pages."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_page(browser, width: int = 1280, height: int = 2000):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    return page
+
+
+def close_page(page) -> None:
+    page.context.close()
+
+
+def status_idle(page) -> bool:
+    return page.locator(".jp-StatusBar-Widget").get_by_text(IDLE).count() > 0
+
+
+def wait_for_idle(page, timeout: float = 60.0) -> None:
+    page.locator(".jp-StatusBar-Widget").get_by_text(IDLE).first.wait_for(timeout=timeout * 1000)
+
+
+def open_notebook(page, lab: LabServer, name: str, timeout: float = 90.0) -> None:
+    """Open `name` in a fresh workspace (?reset: no notebook of an earlier test comes back) and wait
+    until its kernel is idle."""
+    page.goto(lab.url(f"/lab/tree/{name}?reset"))
+    page.wait_for_function(
+        "name => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+        " && window.jupyterapp.shell.currentWidget.context"
+        " && window.jupyterapp.shell.currentWidget.context.path.endsWith(name)",
+        arg=name, timeout=timeout * 1000,
+    )
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout * 1000)
+    wait_for_idle(page, timeout)
+
+
+def command(page, name: str, args: dict | None = None) -> None:
+    page.evaluate("([name, args]) => window.jupyterapp.commands.execute(name, args || {})", [name, args])
+
+
+def run_all(page) -> None:
+    """Clear every output and execution count (so `[N]` can only come from this run), then Run All."""
+    command(page, "notebook:clear-all-cell-outputs")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]"
+        ".every(p => !/\\[\\d+\\]/.test(p.textContent))", timeout=10_000,
+    )
+    command(page, "notebook:run-all-cells")
+
+
+# What the live notebook model says about each cell: the source of truth for tags and outputs.
+_CELLS_JS = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  return panel.content.widgets.map((cell, index) => {
+    const model = cell.model;
+    const code = model.type === 'code';
+    const prompt = cell.node.querySelector('.jp-InputPrompt');
+    return {
+      index, type: model.type, source: model.sharedModel.getSource(),
+      count: code ? model.executionCount : null,
+      prompt: prompt ? prompt.textContent.trim() : '',
+      tags: model.getMetadata('tags') || [],
+      outputs: code ? model.outputs.toJSON().map(o => ({
+        output_type: o.output_type, name: o.name || null, ename: o.ename || null, evalue: o.evalue || null,
+        text: o.output_type === 'stream' ? String(o.text).slice(0, 500) : null,
+      })) : [],
+      stderr_nodes: cell.node.querySelectorAll(
+        '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').length,
+    };
+  });
+}"""
+
+
+def cells(page) -> list[dict]:
+    return page.evaluate(_CELLS_JS)
+
+
+def code_cells(all_cells: list[dict]) -> list[dict]:
+    """The code cells a run executes (an empty code cell never gets an execution count)."""
+    return [c for c in all_cells if c["type"] == "code" and c["source"].strip()]
+
+
+def unexpected_errors(all_cells: list[dict]) -> list[str]:
+    """Errors and stderr in cells not tagged raises-exception, one line each."""
+    problems = []
+    for cell in code_cells(all_cells):
+        if "raises-exception" in cell["tags"]:
+            continue
+        for out in cell["outputs"]:
+            if out["output_type"] == "error":
+                problems.append(f"cell {cell['index']}: {out['ename']}: {out['evalue']}")
+            elif out["output_type"] == "stream" and out["name"] == "stderr":
+                problems.append(f"cell {cell['index']}: stderr: {out['text']!r}")
+        if cell["stderr_nodes"] and not any(o["output_type"] in ("error", "stream") for o in cell["outputs"]):
+            problems.append(f"cell {cell['index']}: {cell['stderr_nodes']} stderr output(s) in the page")
+    return problems
+
+
+def wait_until_all_ran(page, timeout: float = 120.0) -> list[dict]:
+    """Poll until every code cell shows `[N]` and the kernel is Idle; stop early on an unexpected error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = cells(page)
+        pending = [c["index"] for c in code_cells(now) if not PROMPT_DONE.match(c["prompt"])]
+        errors = unexpected_errors(now)
+        if errors:
+            # Run All stops at an untagged error; give the status bar a moment, then report.
+            return now
+        if not pending and status_idle(page):
+            return now
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"after {timeout} s, code cells {pending} have not run "
+                               f"(prompts: {[c['prompt'] for c in code_cells(now)]})")
+        time.sleep(0.25)
+
+
+def wait_for_counts(page, counts: dict[int, int], timeout: float = 30.0) -> list[dict]:
+    """Wait until the cells at these indexes show these execution counts and the kernel is Idle."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = cells(page)
+        if all(now[i]["count"] == n for i, n in counts.items()) and status_idle(page):
+            return now
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"wanted counts {counts}, prompts are {[c['prompt'] for c in now]}")
+        time.sleep(0.1)
+
+
+def screenshot(page, path: Path, max_height: int = 16000) -> None:
+    """The whole notebook: JupyterLab scrolls inside its own panel, so grow the viewport to fit it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hidden = page.evaluate(  # scroll to the top; how far below the scroller's fold the last cell ends
+        """() => {
+          const s = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer')
+            || document.querySelector('.jp-NotebookPanel-notebook');
+          const last = [...document.querySelectorAll('.jp-NotebookPanel .jp-Cell')].pop();
+          if (!s || !last) return 0;
+          s.scrollTop = 0;
+          return Math.max(0, last.getBoundingClientRect().bottom - s.getBoundingClientRect().bottom);
+        }"""
+    )
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": viewport["width"], "height": min(viewport["height"] + int(hidden) + 40, max_height)})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(viewport)

@@ -1,0 +1,138 @@
+"""Every notebook, run for real in JupyterLab in headless Chromium; and a live card flipping by itself.
+
+One JupyterLab serves the whole module (a temp copy of notebooks/, see browser_lab.py). Each notebook
+gets a fresh page and kernel: Run All, every code cell must show `[N]` with counts 1..n, no error or
+stderr outside cells tagged `raises-exception`, then the kernel is shut down and no process it
+started may survive. Screenshots go to artifacts/browser/<notebook>.png.
+
+Skips without /usr/bin/chromium, except under CI=true where that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from browser_lab import (
+    REPO,
+    LabServer,
+    chromium,
+    close_page,
+    code_cells,
+    command,
+    new_page,
+    open_notebook,
+    require_chromium,
+    run_all,
+    screenshot,
+    unexpected_errors,
+    wait_for_counts,
+    wait_until_all_ran,
+)
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = REPO / "artifacts" / "browser"
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+RUN_TIMEOUT = 120.0
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """One JupyterLab for the module; stopped (SIGTERM, then kill) as soon as the module is done."""
+    require_chromium()
+    server = LabServer(REPO / "notebooks", tmp_path_factory.mktemp("jupyterlab"))
+    server.start()
+    try:
+        yield server
+    finally:
+        leftovers = server.stop()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(server.log_path, ARTIFACTS / "jupyterlab.log")
+    assert not leftovers, f"processes still alive after jupyter lab stopped (killed now): {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser, lab):
+    page = new_page(browser)
+    try:
+        yield page
+    finally:
+        if not page.is_closed():
+            close_page(page)
+        lab.shutdown_kernels()
+
+
+def finish(page, lab: LabServer) -> None:
+    """Close the page, shut its kernel down, and check that no kernel or helper process survives."""
+    close_page(page)
+    killed = lab.shutdown_kernels()
+    assert not killed, f"still alive after the kernel was shut down (killed now): {killed}"
+
+
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS] or [
+    pytest.param("none", marks=pytest.mark.skip(reason="notebooks/ holds no notebook yet")),
+])
+def test_notebook_runs_in_jupyterlab(lab, page, name):
+    committed = json.loads((lab.root_dir / name).read_text())
+    open_notebook(page, lab, name)
+    run_all(page)
+    try:
+        seen = wait_until_all_ran(page, RUN_TIMEOUT)
+    finally:
+        screenshot(page, ARTIFACTS / f"{Path(name).stem}.png")
+
+    assert len(seen) == len(committed["cells"]), "JupyterLab shows a different number of cells than the file"
+    errors = unexpected_errors(seen)
+    assert not errors, "error output in cells not tagged raises-exception:\n" + "\n".join(errors)
+    ran = code_cells(seen)
+    counts = [c["count"] for c in ran]
+    assert counts == list(range(1, len(ran) + 1)), f"execution counts {counts}: not every code cell ran, in order"
+    finish(page, lab)
+
+
+LIVE_CELLS = [
+    "from helpers import Puppet, workspace\nimport socket",
+    'srv = Puppet("server")\ns = srv.socket(socket.AF_UNIX)\np = workspace().path("live.sock")\n'
+    "s.bind(p)\ns.listen(1)\ncall = s.accept()\ncall",
+    'cli = Puppet("client")\nc = cli.socket(socket.AF_UNIX)\nc.connect(p)',
+]
+
+
+def test_live_card_changes_without_rerunning_the_cell(lab, page):
+    from playwright.sync_api import expect
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in LIVE_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    name = "zz-live-card.ipynb"
+    nbformat.write(nb, lab.root_dir / name)
+
+    open_notebook(page, lab, name)
+    page.evaluate("() => { window.jupyterapp.shell.currentWidget.content.activeCellIndex = 0; }")
+    command(page, "notebook:run-cell-and-select-next")
+    command(page, "notebook:run-cell-and-select-next")
+    card = page.locator(".jp-NotebookPanel .jp-Cell").nth(1).locator(".widget-html-content")
+    try:
+        expect(card).to_contain_text("blocked in accept4", timeout=30_000)
+        before = wait_for_counts(page, {0: 1, 1: 2})
+        assert before[2]["count"] is None
+        blocked_text = card.inner_text()
+
+        command(page, "notebook:run-cell-and-select-next")  # the client connects: accept returns
+        expect(card).to_contain_text("returned", timeout=15_000)
+        after = wait_for_counts(page, {2: 3})
+    finally:
+        screenshot(page, ARTIFACTS / "live-card.png")
+    assert after[1]["count"] == 2, "the accept cell was re-run"
+    assert not unexpected_errors(after), unexpected_errors(after)
+    assert "blocked in accept4" in blocked_text and "returned" in card.inner_text()
+    finish(page, lab)
