@@ -7,10 +7,10 @@ See DESIGN.md of the course for the map of modules; each module's docstring expl
 
 from helpers.explain import explain
 from helpers.observe import snapshot, wait_until, wait_until_blocked
-from helpers.puppet import PendingCall, Puppet, PuppetBusy, PuppetExited, RemoteSocket, puppets, stop_all
+from helpers.puppet import PendingCall, Puppet, PuppetBusy, PuppetExited, RemoteSocket, finished, puppets, stop_all
 from helpers.workspace import workspace
 
 __all__ = [
-    "PendingCall", "Puppet", "PuppetBusy", "PuppetExited", "RemoteSocket", "explain", "puppets",
+    "PendingCall", "Puppet", "PuppetBusy", "PuppetExited", "RemoteSocket", "explain", "finished", "puppets",
     "snapshot", "stop_all", "wait_until", "wait_until_blocked", "workspace",
 ]

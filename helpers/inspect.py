@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AcceptQueue", "TcpSocket", "accept_queue", "fd_flags", "fds", "listeners", "socket_inode", "tcp_sockets",
-    "unix_sockets",
+    "unix_sockets", "connection_state", "ss",
 ]
 
 TCP_STATES = {
@@ -157,3 +157,20 @@ def accept_queue(address) -> AcceptQueue | None:
         if local_host in (host, "*", "0.0.0.0", "::"):
             return AcceptQueue(int(row[1]), int(row[2]))
     return None
+
+
+def connection_state(local: tuple[str, int], peer: tuple[str, int], proto: str = "tcp") -> str | None:
+    """The state of the TCP connection `local` -> `peer` (e.g. 'TIME-WAIT'), None once the kernel forgot it.
+
+    Name a connection by both ends: the listening socket and every connection it accepted share
+    the same local address. Introduced in 06-close-semantics.
+    """
+    for sock in tcp_sockets(local[1], proto):
+        if sock.local == tuple(local) and sock.peer == tuple(peer):
+            return sock.state
+    return None
+
+
+def ss(*args: str) -> list[list[str]]:
+    """`ss -H -n ARGS`, one list of fields per socket: what `ss` itself shows, without the header."""
+    return _ss(*args)

@@ -102,6 +102,19 @@ class Workspace:
             ), "workspace().path")
         return full
 
+    def fresh_path(self, name: str) -> str:
+        """path(name), with whatever an earlier run left at that name removed: a cell that binds it can run twice.
+
+        Only for our own private directory, where nothing else lives: never unlink a path a live
+        server may own (connect first, see 02-bind-and-unlink). Introduced in 06-close-semantics.
+        """
+        full = self.path(name)
+        try:
+            os.unlink(full)
+        except FileNotFoundError:
+            pass
+        return full
+
     def sockets(self) -> list[str]:
         """Names of the socket files currently in the workspace."""
         return sorted(e.name for e in os.scandir(self.dir) if stat.S_ISSOCK(e.stat(follow_symlinks=False).st_mode))

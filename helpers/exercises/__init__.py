@@ -4,10 +4,12 @@
 topic modules hold one checker per exercise, each named `check_<function the student writes>`.
 """
 
+from helpers.exercises.closing import check_ask, check_serve_one
 from helpers.exercises.creation import check_default_protocol, check_next_fd, check_socket_fds
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome, is_stub, run_student
 
 __all__ = [
     "Outcome", "Report", "check_default_protocol", "check_next_fd", "check_socket_fds", "checker", "is_stub", "run_student",
+    "check_ask", "check_serve_one",
 ]
