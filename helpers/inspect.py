@@ -20,8 +20,8 @@ import subprocess
 from dataclasses import dataclass
 
 __all__ = [
-    "AcceptQueue", "TcpSocket", "accept_queue", "fd_flags", "fds", "listeners", "socket_inode", "tcp_sockets",
-    "unix_sockets", "connection_state", "ss",
+    "AcceptQueue", "TcpSocket", "accept_queue", "fd_flags", "fds", "listeners", "retransmissions", "socket_inode",
+    "tcp_sockets", "unix_sockets", "connection_state", "ss",
 ]
 
 TCP_STATES = {
@@ -174,3 +174,21 @@ def connection_state(local: tuple[str, int], peer: tuple[str, int], proto: str =
 def ss(*args: str) -> list[list[str]]:
     """`ss -H -n ARGS`, one list of fields per socket: what `ss` itself shows, without the header."""
     return _ss(*args)
+
+
+def retransmissions(local: tuple[str, int]) -> int | None:
+    """How many times TCP has resent the unanswered segment of the socket at `local`; None if no such socket.
+
+    `ss -o` shows a socket's retransmit timer as `timer:(on,<time left>,<count>)`. For a connect
+    that gets no answer (its SYN dropped at a full accept queue) the count goes 0, 1, 2, ... until
+    the kernel gives up with ETIMEDOUT (tcp_syn_retries, or TCP_SYNCNT on the socket).
+    Introduced in 03-listen-and-backlog.
+    """
+    rows = _ss("-t", "-o", "state", "all", "src", f"{local[0]}:{local[1]}")
+    if not rows:
+        return None
+    for field in rows[0]:
+        match = re.fullmatch(r"timer:\(on,[^,]*,(\d+)\)", field)
+        if match:
+            return int(match.group(1))
+    return 0

@@ -11,11 +11,12 @@ from __future__ import annotations
 import html
 import os
 import threading
+import time
 
 import ipywidgets as w
 from IPython.display import display
 
-__all__ = ["Card", "ProcessCard", "show", "show_call"]
+__all__ = ["Card", "Gauge", "ProcessCard", "show", "show_call"]
 
 _STYLE = (
     "border-left:4px solid {color};padding:4px 10px;margin:2px 0;font-family:var(--jp-code-font-family,monospace);"
@@ -158,3 +159,63 @@ def _comm(pid: int, tid: int) -> str:
             return f.read().strip()
     except OSError:
         return str(tid)
+
+
+class Gauge:
+    """A count against a limit, as a labelled bar: e.g. connections waiting in an accept queue vs the backlog.
+
+        gauge = Gauge("accept queue", limit=2, unit="waiting", limit_name="backlog")
+        gauge.update(3)                                    # from any thread
+        gauge.follow(lambda: accept_queue(path).queued)   # or let a daemon thread read it
+        gauge                                              # accept queue: 3 waiting (backlog 2, over it)
+
+    The bar is scaled to the limit. A value above the limit fills the bar, turns it red and says so
+    in words, because a kernel limit is not always a hard cap (Linux queues backlog + 1 connections).
+    `follow()` takes one reading at once (so the text shown is deterministic) and then re-reads a few
+    times a second in a daemon thread, which stops by itself when a reading fails or returns None,
+    or after `seconds`. Introduced in 03-listen-and-backlog.
+    """
+
+    def __init__(self, label: str, limit: int, unit: str = "", limit_name: str = "limit"):
+        self.label, self.limit, self.unit, self.limit_name = label, limit, unit, limit_name
+        self.value = 0
+        self._bar = w.IntProgress(value=0, min=0, max=max(limit, 1), layout=w.Layout(width="240px"))
+        self._text = w.Label()
+        self.widget = w.HBox([w.Label(label), self._bar, self._text])
+        self.update(0)
+
+    def update(self, value: int, limit: int | None = None) -> None:
+        if limit is not None:
+            self.limit = limit
+            self._bar.max = max(limit, 1)
+        self.value = value
+        self._bar.value = min(value, self._bar.max)
+        self._bar.bar_style = "danger" if value > self.limit else ("warning" if value == self.limit else "info")
+        self._text.value = self.plain().split(": ", 1)[1]
+
+    def follow(self, read, seconds: float = 300.0, interval: float = 0.2) -> Gauge:
+        """Show `read()` now, then keep re-reading it in the background; returns the gauge itself."""
+        self.update(read())
+
+        def loop():
+            for _ in range(int(seconds / interval)):
+                time.sleep(interval)  # a polling period, not a wait for a state: the reading decides
+                try:
+                    value = read()
+                except Exception:  # the thing we watch is gone (its listener closed): the gauge stays
+                    return
+                if value is None:
+                    return
+                if value != self.value:
+                    self.update(value)
+
+        threading.Thread(target=loop, daemon=True, name=f"gauge-{self.label}").start()
+        return self
+
+    def plain(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        over = ", over it" if self.value > self.limit else ""
+        return f"{self.label}: {self.value}{unit} ({self.limit_name} {self.limit}{over})"
+
+    def _ipython_display_(self) -> None:
+        show(self.widget, self.plain())

@@ -115,6 +115,17 @@ class Workspace:
             pass
         return full
 
+    def abstract(self, name: str) -> str:
+        """An abstract AF_UNIX name (Linux): "\\0" + a prefix unique to this kernel + `name`.
+
+        Abstract names live in one namespace shared by every process of the machine (of the network
+        namespace), with no directory to keep them apart: the prefix keeps two kernels running the
+        same lesson from colliding. No file is created, so there is nothing to unlink. Introduced in 02.
+        """
+        if not name or "\0" in name:
+            raise for_notebook(ValueError(f"{name!r}: give a plain name such as 'hello'"), "workspace().abstract")
+        return f"\0{os.path.basename(self.dir)}/{name}"
+
     def sockets(self) -> list[str]:
         """Names of the socket files currently in the workspace."""
         return sorted(e.name for e in os.scandir(self.dir) if stat.S_ISSOCK(e.stat(follow_symlinks=False).st_mode))
