@@ -334,7 +334,7 @@ class RemoteSocket:
 
     def _call(self, method: str, *args, **kwargs):
         __tracebackhide__ = True
-        shown = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+        shown = ", ".join([*(_arg(a) for a in args), *(f"{k}={_arg(v)}" for k, v in kwargs.items())])
         return self._lane.call(self._ref.handle, method, args, kwargs, label=f"{method}({shown})")
 
     @_teaching
@@ -723,6 +723,17 @@ def _const(value) -> str:
     return getattr(value, "name", repr(value))
 
 
+_DATA_SHOWN = 64  # bytes of a data argument shown in a call's label
+
+
 def _arg(value) -> str:
-    """An argument as the student wrote it: `AF_UNIX` rather than `<AddressFamily.AF_UNIX: 1>`."""
-    return value.name if isinstance(value, enum.Enum) and value.name else repr(value)
+    """An argument as the student wrote it: `AF_UNIX` rather than `<AddressFamily.AF_UNIX: 1>`.
+
+    Long data is cut short, `b'xxxx'...(100000 bytes)`: a card or an error shows the call, not
+    100 KB of what it sends.
+    """
+    if isinstance(value, enum.Enum) and value.name:
+        return value.name
+    if isinstance(value, bytes | bytearray) and len(value) > _DATA_SHOWN:
+        return f"{bytes(value[:_DATA_SHOWN])!r}...({len(value)} bytes)"
+    return repr(value)

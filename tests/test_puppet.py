@@ -122,6 +122,20 @@ def test_a_large_result_is_returned_not_shown_as_blocked(make):
         assert isinstance(got, bytes) and len(got) == sent > 65536
 
 
+def test_a_blocked_send_of_much_data_shows_a_short_label(make):
+    p = make()
+    a, b = p.socketpair()
+    call = a.sendall(b"x" * 1_000_000)
+    assert isinstance(call, PendingCall)
+    assert call.snapshot.syscall in ("sendto", "write") and call.snapshot.fd == a.fileno()
+    assert call.label == f"sendall({b'x' * 64!r}...(1000000 bytes))"
+    assert len(repr(call)) < 300
+    p.thread().use(b).close()  # the reader goes away: the writer wakes with EPIPE
+    with pytest.raises(BrokenPipeError):
+        call.result(timeout=2)
+    assert len(call.outcome()) < 300
+
+
 def test_accept_blocks_and_a_client_unblocks_it(make, paths):
     srv, cli = make("server"), make("client")
     listener, address = _listener(srv, AF_UNIX, paths("accept.sock"))
