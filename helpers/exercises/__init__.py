@@ -4,7 +4,9 @@
 topic modules hold one checker per exercise, each named `check_<function the student writes>`.
 """
 
+from helpers.exercises.accepting import check_serve_clients, check_serve_until_stopped
 from helpers.exercises.closing import check_ask, check_serve_one
+from helpers.exercises.connecting import check_backoff_delays, check_connect_with_retry
 from helpers.exercises.creation import check_default_protocol, check_next_fd, check_socket_fds
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome, is_stub, run_student
@@ -12,4 +14,6 @@ from helpers.exercises.runner import Outcome, is_stub, run_student
 __all__ = [
     "Outcome", "Report", "check_default_protocol", "check_next_fd", "check_socket_fds", "checker", "is_stub", "run_student",
     "check_ask", "check_serve_one",
+    "check_serve_clients", "check_serve_until_stopped",
+    "check_backoff_delays", "check_connect_with_retry",
 ]

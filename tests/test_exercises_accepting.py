@@ -1,0 +1,225 @@
+"""The checkers of 04-accept pass the reference solutions and fail typical wrong ones, saying why."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from helpers import stop_all, workspace
+from helpers.exercises import check_serve_clients, check_serve_until_stopped
+
+SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions" / "04_accept.py"
+
+
+def _load_solutions():
+    spec = importlib.util.spec_from_file_location("solutions_04", SOLUTIONS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+solutions = _load_solutions()
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind():
+    yield
+    assert stop_all() == 0, "a checker left a puppet running"
+    assert workspace().sockets() == [], "a checker left a socket file in the workspace"
+
+
+def text(report) -> str:
+    return repr(report)
+
+
+# -- serve_clients ------------------------------------------------------------------------------
+
+def serve_clients_stub(path, n):
+    """Serve n clients."""
+    ...  # your code here
+
+
+def serve_clients_accepts_once(path, n):
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    conn, _ = server.accept()  # one accept: only the first client is ever served
+    conn.sendall(conn.recv(1024).upper())
+    conn.close()
+    server.close()
+    os.unlink(path)
+    return n
+
+
+def serve_clients_keeps_connections(path, n):
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    served = []
+    for _ in range(n):
+        conn, _ = server.accept()
+        conn.sendall(conn.recv(1024).upper())
+        served.append(conn)  # never closed: the client waits for an end of stream that does not come
+    for conn in served:
+        conn.close()
+    server.close()
+    os.unlink(path)
+    return len(served)
+
+
+def serve_clients_leaves_the_file(path, n):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen()
+        for _ in range(n):
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(conn.recv(1024).upper())
+    return n
+
+
+def serve_clients_replies_on_the_listening_socket(path, n):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen()
+        for _ in range(n):
+            conn, _ = server.accept()
+            server.sendall(conn.recv(1024).upper())  # ENOTCONN: the listening socket has no peer
+    return n
+
+
+def test_serve_clients_reference_passes():
+    report = check_serve_clients(solutions.serve_clients)
+    assert report.passed, text(report)
+    assert "3 clients, one after another" in text(report)
+
+
+def test_serve_clients_stub_is_not_solved_yet():
+    report = check_serve_clients(serve_clients_stub)
+    assert not report.passed
+    assert "Not solved yet" in text(report)
+
+
+def test_serve_clients_not_a_function():
+    report = check_serve_clients(3)
+    assert not report.passed
+    assert "expected your function" in text(report)
+
+
+def test_serve_clients_accepting_once_is_caught():
+    report = check_serve_clients(serve_clients_accepts_once)
+    assert not report.passed
+    assert "client 2" in text(report) and "accept() again" in text(report) or "accept() every client" in text(report)
+
+
+def test_serve_clients_not_closing_connected_sockets_is_caught():
+    report = check_serve_clients(serve_clients_keeps_connections)
+    assert not report.passed
+    assert "no end of stream" in text(report) and "close the connected socket" in text(report)
+
+
+def test_serve_clients_leaving_the_socket_file_is_caught():
+    report = check_serve_clients(serve_clients_leaves_the_file)
+    assert not report.passed
+    assert "socket file is still there" in text(report) and "EADDRINUSE" in text(report)
+
+
+def test_serve_clients_replying_on_the_listening_socket_is_caught():
+    report = check_serve_clients(serve_clients_replies_on_the_listening_socket)
+    assert not report.passed
+    assert "OSError" in text(report) and "not connected" in text(report)
+    assert "client 1 got nothing back" in text(report)
+
+
+# -- serve_until_stopped ------------------------------------------------------------------------
+
+def serve_until_stopped_stub(path, stop_after):
+    """Serve until stopped."""
+    ...  # your code here
+
+
+def serve_until_stopped_with_close(path, stop_after):
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    threading.Timer(stop_after, server.close).start()  # close() does not wake accept on Linux
+    served = 0
+    while True:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            break
+        with conn:
+            conn.sendall(b"bye")
+        served += 1
+    os.unlink(path)
+    return served
+
+
+def serve_until_stopped_without_catching(path, stop_after):
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    threading.Timer(stop_after, server.shutdown, args=(socket.SHUT_RDWR,)).start()
+    served = 0
+    while True:
+        conn, _ = server.accept()  # raises OSError (EINVAL) after the shutdown
+        with conn:
+            conn.sendall(b"bye")
+        served += 1
+
+
+def serve_until_stopped_polling_slowly(path, stop_after):
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    server.settimeout(1.5)  # looks at the flag only every 1.5 s
+    stopped = threading.Event()
+    threading.Timer(stop_after, stopped.set).start()
+    served = 0
+    while not stopped.is_set():
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            continue
+        with conn:
+            conn.sendall(b"bye")
+        served += 1
+    server.close()
+    os.unlink(path)
+    return served
+
+
+def test_serve_until_stopped_reference_passes():
+    report = check_serve_until_stopped(solutions.serve_until_stopped)
+    assert report.passed, text(report)
+    assert "after the stop" in text(report)
+
+
+def test_serve_until_stopped_stub_is_not_solved_yet():
+    report = check_serve_until_stopped(serve_until_stopped_stub)
+    assert not report.passed
+    assert "Not solved yet" in text(report)
+
+
+def test_serve_until_stopped_close_from_a_thread_is_caught():
+    report = check_serve_until_stopped(serve_until_stopped_with_close)
+    assert not report.passed
+    assert "close() from another thread does not wake" in text(report) and "shutdown" in text(report)
+
+
+def test_serve_until_stopped_not_catching_einval_is_caught():
+    report = check_serve_until_stopped(serve_until_stopped_without_catching)
+    assert not report.passed
+    assert "Invalid argument" in text(report) and "catch it" in text(report)
+
+
+def test_serve_until_stopped_slow_polling_is_caught():
+    report = check_serve_until_stopped(serve_until_stopped_polling_slowly)
+    assert not report.passed
+    assert "within 0.5 s of the stop" in text(report)
