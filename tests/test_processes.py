@@ -48,7 +48,7 @@ def gone(pid: int) -> bool:
 @pytest.fixture
 def short_tmpdir():
     """A TMPDIR for child processes whose workspaces must not linger in /tmp after a SIGKILL."""
-    path = tempfile.mkdtemp(prefix="sll-test-", dir="/tmp")
+    path = tempfile.mkdtemp(prefix="tproc-", dir="/tmp")  # not "sll-": a sweep of /tmp would take it
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

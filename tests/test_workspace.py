@@ -33,10 +33,10 @@ os.kill(os.getpid(), signal.SIGKILL)
 @pytest.fixture
 def base(monkeypatch):
     """A short private TMPDIR: workspaces go there, and sweeping it touches nothing else."""
-    path = tempfile.mkdtemp(prefix="t", dir="/tmp")
-    monkeypatch.setenv("TMPDIR", path)
     monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches; make it read TMPDIR again
     monkeypatch.setattr(ws_module, "_current", None)
+    path = tempfile.mkdtemp(prefix="tws-", dir="/tmp")
+    monkeypatch.setenv("TMPDIR", path)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
