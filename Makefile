@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 CHROMIUM := /usr/bin/chromium
 IS_ROOT := $(filter 0,$(shell id -u))
-START := $(if $(wildcard notebooks/00-start-here.ipynb),notebooks/00-start-here.ipynb,notebooks)
+START := $(if $(wildcard notebooks/00-start-here.ipynb),/lab/tree/00-start-here.ipynb,/lab)
 LAB_ARGS ?=
 FLAKE_RUNS ?= 5
 
@@ -50,7 +50,8 @@ venv: $(STAMP) $(OVERRIDES)
 
 # -- the two commands --------------------------------------------------------------------------
 lab: venv
-	$(VENV)/bin/jupyter lab $(START) --ip=127.0.0.1 $(if $(IS_ROOT),--allow-root) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks --LabApp.default_url=$(START) \
+	  $(if $(IS_ROOT),--allow-root) $(LAB_ARGS)
 
 # Debian's chromium for the browser tests; as root we install it, otherwise those tests skip
 # (under CI=true they fail instead).
@@ -62,12 +63,13 @@ browser:
 	  apt-get update && apt-get install -y --no-install-recommends chromium \
 	    || echo "warning: could not install chromium: browser tests will skip (fail under CI=true)" >&2; \
 	else \
-	  echo "note: $(CHROMIUM) is missing and we are not root: browser tests will skip" >&2; \
+	  echo "note: $(CHROMIUM) is missing and we are not root: browser tests will skip (under CI=true: fail)" >&2; \
 	  echo "      (as root: apt-get install chromium)" >&2; \
 	fi
 
 test: venv browser
 	@rc=0; \
+	echo "$(PY) -m pytest tests notebooks $(PYTEST_NB)"; \
 	$(PY) -m pytest tests notebooks $(PYTEST_NB) || rc=$$?; \
 	echo "ruff check $(LINTED)"; \
 	$(VENV)/bin/ruff check --no-cache $(LINTED) || { [ $$rc != 0 ] || rc=1; }; \
