@@ -610,6 +610,15 @@ class Puppet:
         sig = _signal_number(sig)
         return self._process_call("on_signal", sig, action, label=f"on_signal({sig.name}, {action!r})")
 
+    def handled_signals(self) -> list[str]:
+        """Names of the signals that reached a handler set with on_signal(), oldest first.
+
+        The evidence that a signal the kernel raised by itself (SIGPIPE on a write to a closed peer)
+        was delivered and caught, not merely survived. Introduced in 06-close-semantics.
+        """
+        self._channel.pump(0)
+        return [signals.Signals(event[2]).name for event in self._channel.events if event[1] == "signal"]
+
     @_teaching
     def signal(self, sig, timeout: float = 2.0) -> str:
         """Send `sig` to the puppet and wait until its effect is seen; returns what happened."""
