@@ -25,7 +25,7 @@ help:
 	@echo "make lab     start JupyterLab on notebooks/00-start-here.ipynb (http://127.0.0.1 only)"
 	@echo "make test    unit tests, notebooks (nbval), browser tests, ruff"
 	@echo "make flake   optional: the notebooks $(FLAKE_RUNS) times in a row, counting failures"
-	@echo "make bench   optional: bench/run.py"
+	@echo "make bench   optional: helper round trips (bench/run.py), series vs floor and browser (bench/series.py)"
 
 # -- set-up ------------------------------------------------------------------------------------
 # The venv is made once; pip runs again only when requirements.txt or pyproject.toml changed.
@@ -89,3 +89,4 @@ flake: venv
 
 bench: venv
 	$(PY) bench/run.py
+	$(PY) bench/series.py
