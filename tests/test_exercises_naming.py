@@ -1,0 +1,242 @@
+"""The checkers of 02-bind-and-unlink pass the reference solutions and fail typical wrong ones, saying why."""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import os
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+
+from helpers import stop_all, workspace
+from helpers.exercises import check_peer_uid, check_remove_if_stale
+
+SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions" / "02_bind_and_unlink.py"
+
+
+def _load_solutions():
+    spec = importlib.util.spec_from_file_location("solutions_02", SOLUTIONS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+solutions = _load_solutions()
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the client must run as another user (nobody)")
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind():
+    yield
+    assert stop_all() == 0, "a checker left a puppet running"
+    assert workspace().sockets() == [], "a checker left a socket file in the workspace"
+
+
+def text(report) -> str:
+    return repr(report)
+
+
+# -- remove_if_stale ----------------------------------------------------------------------------
+
+def remove_if_stale_stub(path):
+    """Unlink `path` if it is a stale socket file."""
+    ...  # your code here
+
+
+def remove_if_stale_always(path):
+    if os.path.exists(path):  # "just unlink it": also a live server's path, also someone's file
+        os.unlink(path)
+        return True
+    return False
+
+
+def remove_if_stale_without_stat(path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(path)
+            return False
+        except FileNotFoundError:
+            return False
+        except ConnectionRefusedError:  # a regular file says ECONNREFUSED too
+            os.unlink(path)
+            return True
+
+
+def remove_if_stale_ignoring_enoent(path):
+    import stat
+
+    if not stat.S_ISSOCK(os.stat(path).st_mode):  # raises FileNotFoundError on a missing path
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        if s.connect_ex(path) == errno.ECONNREFUSED:
+            os.unlink(path)
+            return True
+    return False
+
+
+def remove_if_stale_leaking(path, _probes=[]):  # noqa: B006 - the bug under test: probes kept, never closed
+    import stat
+
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return False
+    except FileNotFoundError:
+        return False
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    _probes.append(s)  # "for later": still open when the function returns
+    if s.connect_ex(path) == errno.ECONNREFUSED:
+        os.unlink(path)
+        return True
+    return False
+
+
+def remove_if_stale_saying_words(path):
+    return "removed" if os.path.exists(path) else "nothing"
+
+
+def remove_if_stale_hanging(path):
+    while True:
+        pass
+
+
+def test_remove_if_stale_reference_passes():
+    report = check_remove_if_stale(solutions.remove_if_stale)
+    assert report.passed, text(report)
+
+
+def test_remove_if_stale_stub_is_not_solved_yet():
+    assert "Not solved yet" in text(check_remove_if_stale(remove_if_stale_stub))
+
+
+def test_remove_if_stale_not_a_function():
+    report = check_remove_if_stale(remove_if_stale_stub("x"))
+    assert not report.passed
+    assert "pass the function's name" in text(report)
+
+
+def test_unlinking_whatever_is_there_is_caught():
+    report = check_remove_if_stale(remove_if_stale_always)
+    assert not report.passed
+    assert "a live server's socket file was removed" in text(report)
+    assert "a regular file was removed" in text(report)
+
+
+def test_unlinking_a_regular_file_is_caught():
+    report = check_remove_if_stale(remove_if_stale_without_stat)
+    assert not report.passed
+    assert "stat.S_ISSOCK" in text(report)
+    assert "live server's socket file was left alone" in text(report)
+
+
+def test_raising_on_a_missing_path_is_caught():
+    report = check_remove_if_stale(remove_if_stale_ignoring_enoent)
+    assert not report.passed
+    assert "raise FileNotFoundError" in text(report)
+
+
+def test_leaking_sockets_is_caught():
+    report = check_remove_if_stale(remove_if_stale_leaking)
+    assert not report.passed
+    assert "sockets left open" in text(report)
+
+
+def test_wrong_type_is_caught():
+    report = check_remove_if_stale(remove_if_stale_saying_words)
+    assert not report.passed
+    assert "return True if you removed the file, else False" in text(report)
+
+
+def test_hanging_is_caught():
+    report = check_remove_if_stale(remove_if_stale_hanging)
+    assert not report.passed
+    assert "did not return" in text(report)
+
+
+# -- peer_uid -----------------------------------------------------------------------------------
+
+def peer_uid_stub(name):
+    """Return the peer's uid."""
+    ...  # your code here
+
+
+def peer_uid_own(name):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(name)
+        listener.listen(1)
+        conn, _ = listener.accept()
+        conn.close()
+    return os.getuid()  # our own uid, not the peer's
+
+
+def peer_uid_first_field(name):
+    import struct
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(name)
+        listener.listen(1)
+        conn, _ = listener.accept()
+        with conn:
+            return struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]  # the pid
+
+
+def peer_uid_whole_struct(name):
+    import struct
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(name)
+        listener.listen(1)
+        conn, _ = listener.accept()
+        with conn:
+            return struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+
+
+def peer_uid_no_listen(name):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(name)
+        conn, _ = listener.accept()  # EINVAL: not a listening socket
+        return 0
+
+
+def test_peer_uid_reference_passes():
+    report = check_peer_uid(solutions.peer_uid)
+    assert report.passed, text(report)
+
+
+def test_peer_uid_stub_is_not_solved_yet():
+    assert "Not solved yet" in text(check_peer_uid(peer_uid_stub))
+
+
+@as_root
+def test_own_uid_is_caught():
+    report = check_peer_uid(peer_uid_own)
+    assert not report.passed
+    assert "your own uid" in text(report)
+
+
+def test_pid_instead_of_uid_is_caught():
+    report = check_peer_uid(peer_uid_first_field)
+    assert not report.passed
+    assert "the client's pid" in text(report)
+
+
+def test_whole_struct_is_caught():
+    report = check_peer_uid(peer_uid_whole_struct)
+    assert not report.passed
+    assert "return only the uid" in text(report)
+
+
+def test_no_listen_is_caught():
+    report = check_peer_uid(peer_uid_no_listen)
+    assert not report.passed
+    assert "nothing listened on the abstract name" in text(report)
+
+
+def test_struct_layout_matches_the_kernel():
+    """The checker's hint ('3i' = pid, uid, gid) is what the kernel really returns."""
+    a, b = socket.socketpair()
+    with a, b:
+        assert struct.unpack("3i", a.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)) == \
+            (os.getpid(), os.getuid(), os.getgid())
