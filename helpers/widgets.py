@@ -94,8 +94,14 @@ class ProcessCard:
         else:
             self.pid, self.name, self._own_fds, self._named = target.pid, target.name, target.own_fds, target.threads
         self.widget = w.HTML()
-        self._rows = self.read()
+        # A thread that just finished a call runs for a moment on its way back to idle: take the
+        # reading once no thread is caught running, so the text shown does not depend on timing.
+        self._rows = observe.wait_until(self._settled, 1.0) or self.read()
         self.widget.value = self._html(self._rows)
+
+    def _settled(self):
+        rows = self.read()
+        return rows if all(not state.startswith("R") for _, state, _, _ in rows) else None
 
     def _threads(self) -> list[tuple[str, int]]:
         if self._named is not None:
@@ -104,7 +110,7 @@ class ProcessCard:
             tids = sorted(int(t) for t in os.listdir(f"/proc/{self.pid}/task"))
         except OSError:
             return [(self.name, self.pid)]
-        return [(_comm(self.pid, tid) + ("" if tid == self.pid else f" ({tid})"), tid) for tid in tids]
+        return [(_comm(self.pid, tid) + ("" if tid == self.pid else f" (tid {tid})"), tid) for tid in tids]
 
     def read(self) -> list[tuple[str, str, str, str]]:
         """One reading: (thread, state, what it does, wchan) per thread."""
@@ -126,8 +132,11 @@ class ProcessCard:
 
     def plain(self) -> str:
         width = max(len(r[0]) for r in self._rows)
+        doing = max(len(r[2]) for r in self._rows)
         lines = [f"{self.name} (pid {self.pid})"]
-        lines += [f"  {n:<{width}}  {s:<13} {d:<32} wchan {c}" for n, s, d, c in self._rows]
+        for n, s, d, c in self._rows:
+            wchan = f"  wchan {c}" if c != "-" else ""
+            lines.append(f"  {n:<{width}}  {s:<13} {d:<{doing}}{wchan}".rstrip())
         return "\n".join(lines)
 
     def _html(self, rows) -> str:
