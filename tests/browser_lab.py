@@ -18,6 +18,7 @@ The notebook under test is a copy and autosave is off, so a run never rewrites a
 from __future__ import annotations
 
 import ctypes
+import io
 import json
 import os
 import re
@@ -366,21 +367,37 @@ def wait_for_counts(page, counts: dict[int, int], timeout: float = 30.0) -> list
         time.sleep(0.1)
 
 
-def screenshot(page, path: Path, max_height: int = 16000) -> None:
-    """The whole notebook: JupyterLab scrolls inside its own panel, so grow the viewport to fit it."""
+_SCROLLER = ("(document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer')"
+             " || document.querySelector('.jp-NotebookPanel-notebook'))")
+
+
+def screenshot(page, path: Path, max_tiles: int = 60) -> None:
+    """The whole notebook in one PNG. JupyterLab scrolls inside its own panel (and Chromium caps the
+    viewport near 16k px), so we scroll that panel a screenful at a time and stitch the pieces."""
+    from PIL import Image
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    hidden = page.evaluate(  # scroll to the top; how far below the scroller's fold the last cell ends
-        """() => {
-          const s = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer')
-            || document.querySelector('.jp-NotebookPanel-notebook');
-          const last = [...document.querySelectorAll('.jp-NotebookPanel .jp-Cell')].pop();
-          if (!s || !last) return 0;
-          s.scrollTop = 0;
-          return Math.max(0, last.getBoundingClientRect().bottom - s.getBoundingClientRect().bottom);
-        }"""
-    )
-    viewport = page.viewport_size
-    page.set_viewport_size({"width": viewport["width"], "height": min(viewport["height"] + int(hidden) + 40, max_height)})
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(path))
-    page.set_viewport_size(viewport)
+    box = page.evaluate(f"""() => {{
+        const s = {_SCROLLER};
+        const last = [...document.querySelectorAll('.jp-NotebookPanel .jp-Cell')].pop();
+        if (!s || !last) return null;
+        s.scrollTop = 0;
+        const r = s.getBoundingClientRect();
+        return {{x: Math.floor(r.x), y: Math.floor(r.y), width: Math.floor(r.width), height: Math.floor(s.clientHeight),
+                 end: Math.ceil(last.getBoundingClientRect().bottom - r.y) + 16}};
+    }}""")
+    if box is None:
+        page.screenshot(path=str(path))
+        return
+    clip = {"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"]}
+    canvas = Image.new("RGB", (box["width"], max(box["end"], box["height"])), "white")
+    offset = 0
+    for _ in range(max_tiles):
+        top = page.evaluate(f"o => {{ const s = {_SCROLLER}; s.scrollTop = o; return Math.round(s.scrollTop); }}", offset)
+        page.wait_for_timeout(100)
+        canvas.paste(Image.open(io.BytesIO(page.screenshot(clip=clip))), (0, top))
+        if top + box["height"] >= box["end"] or top < offset:  # done, or the panel scrolls no further
+            break
+        offset = top + box["height"]
+    page.evaluate(f"() => {{ {_SCROLLER}.scrollTop = 0; }}")
+    canvas.crop((0, 0, box["width"], max(box["end"], 1))).save(path)
