@@ -8,6 +8,7 @@ from helpers.exercises.accepting import check_serve_clients, check_serve_until_s
 from helpers.exercises.closing import check_ask, check_serve_one
 from helpers.exercises.connecting import check_backoff_delays, check_connect_with_retry
 from helpers.exercises.creation import check_default_protocol, check_next_fd, check_socket_fds
+from helpers.exercises.datagrams import check_echo_server, check_request_reply
 from helpers.exercises.naming import check_peer_uid, check_remove_if_stale
 from helpers.exercises.queues import check_connect_with_deadline, check_queued_connections
 from helpers.exercises.report import Report, checker
@@ -17,6 +18,7 @@ __all__ = [
     "Outcome", "Report", "checker", "is_stub", "run_student",
     "check_default_protocol", "check_next_fd", "check_socket_fds",
     "check_ask", "check_serve_one",
+    "check_echo_server", "check_request_reply",
     "check_serve_clients", "check_serve_until_stopped",
     "check_backoff_delays", "check_connect_with_retry",
     "check_peer_uid", "check_remove_if_stale",

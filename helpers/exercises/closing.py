@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 
 from helpers.exercises.report import checker
-from helpers.exercises.runner import Outcome, run_student
+from helpers.exercises.runner import Background, Outcome
 from helpers.inspect import unix_sockets
 from helpers.observe import wait_until
 from helpers.puppet import PendingCall, Puppet, PuppetExited
@@ -32,28 +31,6 @@ __all__ = ["check_ask", "check_serve_one"]
 
 STUDENT_TIMEOUT = 5.0
 EARLY = 0.3  # how long we watch for an answer that should not come yet
-
-
-class _Background:
-    """run_student(func, *args) in a thread, so that we can play the peer meanwhile."""
-
-    def __init__(self, func, *args, timeout: float = STUDENT_TIMEOUT):
-        self.outcome: Outcome | None = None
-        self._thread = threading.Thread(target=self._run, args=(func, args, timeout), daemon=True)
-        self._thread.start()
-
-    def _run(self, func, args, timeout) -> None:
-        try:
-            self.outcome = run_student(func, *args, timeout=timeout)
-        except BaseException as error:  # e.g. a source that cannot be read: reported like an error of theirs
-            self.outcome = Outcome(error=error)
-
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def join(self) -> Outcome:
-        self._thread.join(STUDENT_TIMEOUT + 10)
-        return self.outcome or Outcome(error=RuntimeError("the run did not finish"))
 
 
 def _listening(path: str) -> bool:
@@ -98,7 +75,7 @@ def _value_problem(outcome: Outcome, expected: bytes) -> str:
 def check_serve_one(report, serve_one) -> None:
     path = workspace().fresh_path("ex-serve.sock")
     request, reply = b"hello, server", b"HELLO, SERVER"
-    run = _Background(serve_one, path)
+    run = Background(serve_one, path)
     client = Puppet("client")
     try:
         listening = wait_until(lambda: _listening(path) or run.done(), 3.0) and _listening(path)
@@ -157,7 +134,7 @@ def check_ask(report, ask) -> None:
         listener.bind(path)
         listener.listen(1)
         accepting = listener.accept()
-        run = _Background(ask, path, request)
+        run = Background(ask, path, request)
         wait_until(lambda: accepting.done() or run.done(), 3.0)
         if not report.check(accepting.done(), "you connected to the server",
                             "your function never connected to `path`: socket(AF_UNIX, SOCK_STREAM), then "

@@ -20,6 +20,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from helpers import processes
 from helpers.workspace import workspace
 
-__all__ = ["Outcome", "is_stub", "run_student", "source_of"]
+__all__ = ["Background", "Outcome", "is_stub", "run_student", "source_of"]
 
 PRELUDE = "import errno, os, random, select, selectors, signal, socket, stat, threading, time\n"
 
@@ -108,6 +109,34 @@ def run_student(func, *args, timeout: float = 5.0) -> Outcome:
                           seconds=time.monotonic() - started)
     outcome.output = output.decode(errors="replace")
     return outcome
+
+
+class Background:
+    """`run_student(func, *args)` in a thread of ours, so that a checker can play the peer meanwhile.
+
+    The checker drives puppets (the other end of the student's socket) while the student's function
+    runs; `done()` says whether it has finished, `join()` returns its Outcome. Introduced in 06.
+    """
+
+    def __init__(self, func, *args, timeout: float = 5.0):
+        self.outcome: Outcome | None = None
+        self._timeout = timeout
+        self._thread = threading.Thread(target=self._run, args=(func, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, func, args) -> None:
+        try:
+            self.outcome = run_student(func, *args, timeout=self._timeout)
+        except BaseException as error:  # e.g. a source that cannot be read: reported like an error of theirs
+            self.outcome = Outcome(error=error)
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def join(self) -> Outcome:
+        """Wait for the run (it ends by itself: run_student kills the child at its timeout)."""
+        self._thread.join(self._timeout + 10.0)
+        return self.outcome or Outcome(error=RuntimeError("the run did not finish"))
 
 
 def _open_fds() -> dict[int, str]:
