@@ -1,0 +1,100 @@
+"""The helpers lessons 00 and 01 added, against real processes: fd_flags, a puppet's resource limits
+and threads, the error context, and the process card's text."""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+
+import pytest
+
+from helpers import Puppet, workspace
+from helpers.inspect import fd_flags
+from helpers.widgets import ProcessCard
+
+
+@pytest.fixture
+def srv():
+    with Puppet("server") as puppet:
+        yield puppet
+
+
+def test_fd_flags_access_mode_and_cloexec():
+    r, w = os.pipe()
+    try:
+        assert fd_flags(os.getpid(), r) == ["O_RDONLY", "O_CLOEXEC"]
+        assert fd_flags(os.getpid(), w) == ["O_WRONLY", "O_CLOEXEC"]
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            assert fd_flags(os.getpid(), s.fileno()) == ["O_RDWR", "O_CLOEXEC"]
+            s.setblocking(False)
+            assert fd_flags(os.getpid(), s.fileno()) == ["O_RDWR", "O_NONBLOCK", "O_CLOEXEC"]
+            s.set_inheritable(True)
+            assert "O_CLOEXEC" not in fd_flags(os.getpid(), s.fileno())
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_fd_flags_of_a_puppet_socket(srv):
+    s = srv.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    assert fd_flags(srv.pid, s.fileno()) == ["O_RDWR", "O_CLOEXEC"]
+
+
+def test_setrlimit_makes_socket_fail_with_emfile(srv):
+    srv.setrlimit(resource.RLIMIT_NOFILE, (6, 6))
+    assert srv.getrlimit(resource.RLIMIT_NOFILE) == (6, 6)
+    made = [srv.socket(socket.AF_UNIX) for _ in range(3)]
+    assert [s.fileno() for s in made] == [3, 4, 5]
+    with pytest.raises(OSError) as info:
+        srv.socket(socket.AF_UNIX)
+    assert info.value.errno == 24
+    made[0].close()
+    assert srv.socket(socket.AF_UNIX).fileno() == 3
+    # the puppet's own pipes, opened before the limit, still carry calls
+    assert srv.getrlimit(resource.RLIMIT_NOFILE) == (6, 6)
+
+
+def test_error_context_names_constants(srv):
+    with pytest.raises(OSError) as info:
+        srv.socket(socket.AF_UNIX, socket.SOCK_RDM)
+    assert "in server: socket(AF_UNIX, SOCK_RDM)" in info.value.__notes__[0]
+    assert "ESOCKTNOSUPPORT (94)" in info.value.__notes__[0]
+
+
+def test_threads_lists_the_driven_threads(srv):
+    assert srv.threads() == [("server", srv.pid)]
+    t = srv.thread()
+    assert srv.threads() == [("server", srv.pid), ("server-thread-1", t.tid)]
+
+
+def test_process_card_blocked_idle_and_exited(srv):
+    listener = srv.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path = workspace().fresh_path("card.sock")
+    listener.bind(path)
+    listener.listen(1)
+    assert ProcessCard(srv).plain() == f"server (pid {srv.pid})\n  server  S (sleeping)  idle, waiting for the next call"
+
+    call = listener.accept()
+    srv.thread()
+    rows = ProcessCard(srv).plain().splitlines()
+    assert rows[1].split() == ["server", "S", "(sleeping)", "accept4(fd=3)", "wchan", "__skb_wait_for_more_packets"]
+    assert rows[2].split()[:3] == ["server-thread-1", "S", "(sleeping)"]
+    assert rows[2].endswith("idle, waiting for the next call")
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(path)
+        call.result(timeout=2)
+        # right after a call returns, the card waits for the thread to settle back to idle
+        assert ProcessCard(srv).plain().splitlines()[1].endswith("idle, waiting for the next call")
+    srv.stop()
+    assert ProcessCard(srv).plain().splitlines()[1].split() == ["server", "exited", "-"]
+
+
+def test_process_card_of_any_pid_shows_every_thread(srv):
+    srv.thread()
+    card = ProcessCard(srv.pid)
+    lines = card.plain().splitlines()
+    assert lines[0].endswith(f"(pid {srv.pid})")
+    assert len(lines) == 1 + len(os.listdir(f"/proc/{srv.pid}/task"))
+    assert all("(tid " in line for line in lines[2:])
