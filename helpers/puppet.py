@@ -632,9 +632,12 @@ class Puppet:
 
         def effect():
             channel.pump(0.002)
+            # Look at the call first: a puppet that dies right now resolves it too (PuppetExited),
+            # and then its death, checked second, must win, whichever moment it happened at.
+            returned = busy is not None and busy.done()
             if not self.alive or channel.closed:
                 return "exited"
-            if busy is not None and busy.done():
+            if returned:
                 return "returned"
             if len(channel.events) > seen:
                 return "handled"
