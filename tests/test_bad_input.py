@@ -7,6 +7,7 @@ frames of the helper machinery), no hang, and no process left behind.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from socket import AF_INET, AF_UNIX, SOCK_DGRAM, SOCK_STREAM
@@ -46,17 +47,27 @@ def no_process_left_behind():
     assert not extra(), f"processes left behind: {extra()}"
 
 
+_made: list[str] = []
+
+
 def path(name: str) -> str:
-    return workspace().path(name)
+    """A socket path of this module's own ("bad-..."), removed after each test."""
+    _made.append(workspace().fresh_path(f"bad-{name}"))
+    return _made[-1]
+
+
+@pytest.fixture(autouse=True)
+def remove_socket_files():
+    yield
+    while _made:
+        p = _made.pop()
+        if os.path.lexists(p) and not os.path.isdir(p):
+            os.unlink(p)
 
 
 def listening_unix(srv, name):
     s = srv.socket(AF_UNIX, SOCK_STREAM)
     p = path(name)
-    try:
-        srv.unlink(p)
-    except FileNotFoundError:
-        pass
     s.bind(p)
     s.listen(1)
     return s, p
@@ -106,8 +117,8 @@ def bind_twice(srv, other):
 
 
 def bind_taken_path(srv, other):
-    listening_unix(srv, "taken.sock")
-    srv.socket(AF_UNIX).bind(path("taken.sock"))
+    _, taken = listening_unix(srv, "taken.sock")
+    srv.socket(AF_UNIX).bind(taken)
 
 
 def bind_taken_port(srv, other):
