@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -30,6 +31,7 @@ SUN_PATH_MAX = 107  # bytes of path; the 108th byte of sun_path holds the NUL
 _PREFIX = "sll-"
 _ROOM_FOR_NAMES = 40  # "/sll-<pid>-<8 chars>/" plus a socket name of up to ~20 bytes
 _FALLBACKS = ("/tmp", "/dev/shm", "/var/tmp")
+_WORKSPACE_NAME = re.compile(_PREFIX + r"(\d+)-[a-z0-9_]{8}")  # mkdtemp's 8 random characters
 
 
 def _start_time(pid: int) -> str:
@@ -52,9 +54,8 @@ def _owner_alive(directory: str) -> bool:
     belongs to a kernel starting right now.
     """
     try:
-        pid = int(os.path.basename(directory).split("-")[1])
-        started_now = _start_time(pid)
-    except (IndexError, ValueError, psutil.Error):
+        started_now = _start_time(int(_WORKSPACE_NAME.fullmatch(os.path.basename(directory)).group(1)))
+    except psutil.Error:
         return False
     try:
         with open(os.path.join(directory, "owner")) as f:
@@ -70,8 +71,8 @@ def sweep(base: str) -> list[str]:
     """Remove workspaces in `base` that belong to us and whose kernel is gone; return their paths."""
     removed = []
     for entry in os.scandir(base):
-        if not entry.name.startswith(_PREFIX) or not entry.is_dir(follow_symlinks=False):
-            continue
+        if not _WORKSPACE_NAME.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
+            continue  # only what Workspace() makes: never someone else's "sll-something"
         if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _owner_alive(entry.path):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
