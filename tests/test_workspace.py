@@ -157,6 +157,15 @@ def test_sweep_spares_live_workspaces_other_users_and_other_files(base):
         mine.remove()
 
 
+def test_sweep_spares_directories_it_did_not_make_even_with_our_prefix(base):
+    dead = _dead_pid()
+    lookalikes = [os.path.join(base, name) for name in ("sll-notes", f"sll-{dead}-short", f"sll-{dead}-toolong123")]
+    for path in lookalikes:
+        os.mkdir(path)
+    assert sweep(base) == []
+    assert all(os.path.isdir(path) for path in lookalikes)
+
+
 def test_sweep_spares_a_workspace_being_created(base):
     # Between mkdtemp and the write of its owner file, a workspace has no owner file, then an empty one.
     no_owner_yet = _fake_workspace(base, os.getpid(), None, "creating")
