@@ -88,6 +88,7 @@ def test_process_card_blocked_idle_and_exited(srv):
         # right after a call returns, the card waits for the thread to settle back to idle
         assert ProcessCard(srv).plain().splitlines()[1].endswith("idle, waiting for the next call")
     srv.stop()
+    os.unlink(path)  # the socket file outlives its server (lesson 02): leave the workspace clean
     assert ProcessCard(srv).plain().splitlines()[1].split() == ["server", "exited", "-"]
 
 
