@@ -22,7 +22,7 @@ import time
 
 from helpers.exercises.report import checker
 from helpers.exercises.runner import Background, Outcome
-from helpers.inspect import unix_sockets
+from helpers.inspect import accept_queue
 from helpers.observe import wait_until
 from helpers.puppet import PendingCall, Puppet, PuppetExited
 from helpers.workspace import workspace
@@ -31,10 +31,6 @@ __all__ = ["check_ask", "check_serve_one"]
 
 STUDENT_TIMEOUT = 5.0
 EARLY = 0.3  # how long we watch for an answer that should not come yet
-
-
-def _listening(path: str) -> bool:
-    return any(s["path"] == path and s["state"] == "LISTEN" for s in unix_sockets().values())
 
 
 def _read_to_eof(sock, timeout: float) -> tuple[bytes, bool]:
@@ -78,7 +74,7 @@ def check_serve_one(report, serve_one) -> None:
     run = Background(serve_one, path)
     client = Puppet("client")
     try:
-        listening = wait_until(lambda: _listening(path) or run.done(), 3.0) and _listening(path)
+        listening = wait_until(lambda: accept_queue(path) is not None or run.done(), 3.0) and accept_queue(path) is not None
         if not report.check(listening, "a listening socket appeared at the path (ss -xl sees it)",
                             "no listening socket appeared at `path` within 3 s: bind(path), then listen()"):
             outcome = run.join()
