@@ -24,6 +24,7 @@ import tempfile
 import psutil
 
 from helpers.explain import for_notebook
+from helpers.inspect import unix_sockets
 
 __all__ = ["SUN_PATH_MAX", "Workspace", "workspace"]
 
@@ -117,15 +118,23 @@ class Workspace:
         return full
 
     def abstract(self, name: str) -> str:
-        """An abstract AF_UNIX name (Linux): "\\0" + a prefix unique to this kernel + `name`.
+        """An abstract AF_UNIX name (Linux) that no socket holds now: "\\0" + a prefix unique to this kernel + `name`.
 
         Abstract names live in one namespace shared by every process of the machine (of the network
         namespace), with no directory to keep them apart: the prefix keeps two kernels running the
-        same lesson from colliding. No file is created, so there is nothing to unlink. Introduced in 02.
+        same lesson from colliding. No file is created, so there is nothing to unlink; and nothing
+        *can* be unlinked, so when a socket from an earlier run of the same cell still holds the name,
+        `name-2` (then `-3`, ...) is returned instead: the cell can run twice. Introduced in 02.
         """
         if not name or "\0" in name:
             raise for_notebook(ValueError(f"{name!r}: give a plain name such as 'hello'"), "workspace().abstract")
-        return f"\0{os.path.basename(self.dir)}/{name}"
+        held = {entry["path"] for entry in unix_sockets().values()}  # abstract ones shown as "@..."
+        base = f"{os.path.basename(self.dir)}/{name}"
+        candidate, n = base, 1
+        while f"@{candidate}" in held:
+            n += 1
+            candidate = f"{base}-{n}"
+        return f"\0{candidate}"
 
     def sockets(self) -> list[str]:
         """Names of the socket files currently in the workspace."""
