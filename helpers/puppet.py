@@ -27,7 +27,6 @@ import socket
 import subprocess
 import threading
 import time
-import weakref
 from socket import AF_INET, AF_UNIX, SOCK_STREAM
 
 from helpers import observe, processes, wire
@@ -38,7 +37,9 @@ __all__ = ["PendingCall", "Puppet", "PuppetBusy", "PuppetExited", "RemoteSocket"
 
 START_TIMEOUT = 10.0
 CALL_TIMEOUT = 10.0
-_live: weakref.WeakSet[Puppet] = weakref.WeakSet()
+# Strong references: a puppet whose variable was reassigned (a cell run twice) must still be
+# stopped by stop_all(); with weak ones it would be forgotten and run on until the kernel exits.
+_live: set[Puppet] = set()
 
 
 def _teaching(method):

@@ -3,13 +3,15 @@ and threads, the error context, and the process card's text."""
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import socket
 
+import psutil
 import pytest
 
-from helpers import Puppet, workspace
+from helpers import Puppet, stop_all, workspace
 from helpers.inspect import fd_flags
 from helpers.widgets import ProcessCard
 
@@ -99,3 +101,12 @@ def test_process_card_of_any_pid_shows_every_thread(srv):
     assert lines[0].endswith(f"(pid {srv.pid})")
     assert len(lines) == 1 + len(os.listdir(f"/proc/{srv.pid}/task"))
     assert all("(tid " in line for line in lines[2:])
+
+
+def test_stop_all_stops_a_puppet_nobody_refers_to_any_more():
+    """A cell run twice reassigns `srv`: the first puppet must not run on until the kernel exits."""
+    pid = Puppet("forgotten").pid
+    gc.collect()
+    assert psutil.pid_exists(pid)
+    assert stop_all() == 1
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
