@@ -16,6 +16,8 @@ from pathlib import Path
 import psutil
 from jupyter_client.manager import start_new_kernel
 
+from helpers.observe import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
@@ -69,12 +71,13 @@ class Kernel:
         """Send `code` without waiting for it; returns the message id."""
         return self.client.execute(code, allow_stdin=False)
 
-    def wait_started(self, msg_id: str, timeout: float) -> None:
-        """Wait until the kernel announces it executes `msg_id` (its execute_input message)."""
+    def wait_output(self, msg_id: str, text: str, timeout: float) -> None:
+        """Wait until the cell `msg_id` has printed `text`: its code is running, not just announced."""
         deadline = time.monotonic() + timeout
         while True:
             msg = self.client.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
-            if msg["msg_type"] == "execute_input" and msg["parent_header"].get("msg_id") == msg_id:
+            if (msg["msg_type"] == "stream" and msg["parent_header"].get("msg_id") == msg_id
+                    and text in msg["content"]["text"]):
                 return
 
     def wait_reply(self, msg_id: str, timeout: float) -> dict:
@@ -96,6 +99,22 @@ class Kernel:
 
     def fd_count(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def settled_fds(self, expected: int, timeout: float = 15.0) -> dict[int, str]:
+        """The kernel's descriptors once their count is back to `expected` (or at the timeout).
+
+        ipykernel opens an eventfd for each thread that sends output (our cards are updated from a
+        watcher thread) and closes those of ended threads every 10 s; the IPython history database
+        is open only while it writes. Neither is ours to leak, so we wait for them to go.
+        """
+        wait_until(lambda: self.fd_count() == expected, timeout)
+        table = {}
+        for name in os.listdir(f"/proc/{self.pid}/fd"):
+            try:
+                table[int(name)] = os.readlink(f"/proc/{self.pid}/fd/{name}")
+            except OSError:
+                pass
+        return table
 
     def shutdown(self) -> None:
         try:
