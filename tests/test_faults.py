@@ -16,7 +16,7 @@ import psutil
 import pytest
 from kernels import NOTEBOOKS, Kernel, code_cells, gone_within, long_tmpdir, run_notebook
 
-from helpers.inspect import tcp_sockets
+from helpers.inspect import ss
 
 pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no lesson notebooks yet")
 LESSONS = [pytest.param(nb, id=nb.stem) for nb in NOTEBOOKS]
@@ -32,8 +32,12 @@ def _socket_files(directory: Path) -> list[str]:
     return found
 
 
-def listeners_of(kernel_pids: set[int]) -> set[tuple[str, tuple[str, int]]]:
-    """Listening TCP and bound UDP sockets held by these kernels or any process under them."""
+def listeners_of(kernel_pids: set[int]) -> set[tuple[str, str]]:
+    """Listening TCP and bound UDP sockets held by these kernels or any process under them.
+
+    Addresses as `ss` shows them: `127.0.0.1:41859`, or `0.0.0.0%lo:47021` for a socket tied to the
+    loopback device (SO_BINDTODEVICE), which no packet from another machine can reach.
+    """
     inodes = set()
     for pid in list(kernel_pids):
         try:
@@ -48,8 +52,17 @@ def listeners_of(kernel_pids: set[int]) -> set[tuple[str, tuple[str, int]]]:
                         inodes.add(int(link[8:-1]))
             except OSError:
                 continue
-    found = {("tcp", s.local) for s in tcp_sockets() if s.state == "LISTEN" and s.inode in inodes}
-    return found | {("udp", s.local) for s in tcp_sockets(proto="udp") if s.inode in inodes}
+    found = set()
+    for row in ss("-t", "-u", "-l", "-e"):  # netid state recv-q send-q local peer ... ino:N ...
+        inode = next((int(field[4:]) for field in row if field.startswith("ino:")), None)
+        if inode in inodes:
+            found.add((row[0], row[4]))
+    return found
+
+
+def reachable_from_outside(local: str) -> bool:
+    host = local.rsplit(":", 1)[0].strip("[]")
+    return not (host.startswith("127.") or host == "::1" or host.endswith("%lo"))
 
 
 @pytest.fixture
@@ -123,7 +136,7 @@ def test_two_kernels_at_once_no_fd_leak_only_loopback_listeners(notebook, tmp_pa
     tmp = long_tmpdir(tmp_path)
     env = {"TMPDIR": str(tmp)}
     pids: set[int] = set()  # the two kernels; their helpers are found under them
-    seen: set[tuple] = set()
+    seen: set[tuple[str, str]] = set()
     stop = threading.Event()
 
     def audit():
@@ -157,5 +170,5 @@ def test_two_kernels_at_once_no_fd_leak_only_loopback_listeners(notebook, tmp_pa
         assert len(at_end) == after_setup, f"{name} kernel: {after_setup} fds after setup, at the end {at_end}"
         assert not helpers_left, f"{name} kernel: helper processes left running at the end: {helpers_left}"
     assert len(outcomes) == 2
-    public = [(proto, addr) for proto, addr in seen if not addr[0].startswith("127.") and addr[0] != "::1"]
+    public = sorted((proto, local) for proto, local in seen if reachable_from_outside(local))
     assert not public, f"the lesson listened on a non-loopback address: {public}"

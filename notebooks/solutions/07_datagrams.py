@@ -6,6 +6,7 @@ import socket
 def request_reply(address, request):
     """Send `request` to the UDP server at `address`; wait 0.5 s for the reply, retry once; None if none came."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))  # left unbound, the first sendto would bind it to 0.0.0.0
         sock.settimeout(0.5)
         for _ in range(2):  # the first try and one retry
             sock.sendto(request, address)
