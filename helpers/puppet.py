@@ -649,7 +649,10 @@ class Puppet:
             self._proc.wait(timeout)
             return f"{sig.name} delivered: {self._exit_error()}"
         if what == "returned":
-            return f"{sig.name} delivered: {busy.outcome()}"
+            # A handler writes its event before the call it ended replies, so by now the event is
+            # counted: the sentence is the same whichever of the two the pipes delivered first.
+            ran = "the handler ran; " if len(channel.events) > seen else ""
+            return f"{sig.name} delivered: {ran}{busy.outcome()}"
         if what == "handled":
             if busy is None:
                 return f"{sig.name} delivered: the handler ran"

@@ -483,3 +483,23 @@ def test_sockets_bound_by_puppets_live_in_the_private_workspace(make):
     finally:
         p.unlink("relative.sock")
     assert "relative.sock" not in ws.sockets()
+
+
+def test_signal_says_the_same_whichever_pipe_delivers_first(make, paths):
+    """The handler's event and the call's reply (or the puppet's death) race through two pipes; the
+    sentence must not depend on which one the notebook reads first: notebooks compare it."""
+    srv = make("server")
+    listener, _ = _listener(srv, AF_UNIX, paths("race.sock"))
+    srv.on_signal(signal.SIGALRM, "raise")
+    said = set()
+    for _ in range(30):
+        listener.accept()
+        said.add(srv.signal(signal.SIGALRM))
+    assert said == {"SIGALRM delivered: the handler ran; server: accept() raised RuntimeError: raised by the "
+                    "SIGALRM handler"}
+    for round_ in range(10):
+        victim = make(f"victim-{round_}")
+        doomed, _ = _listener(victim, AF_UNIX, paths(f"doomed-{round_}.sock"))
+        victim.on_signal(signal.SIGALRM, "default")
+        doomed.accept()
+        assert victim.signal(signal.SIGALRM).startswith(f"SIGALRM delivered: puppet victim-{round_} (pid ")
