@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from jupyter_client.manager import start_new_kernel
 from helpers.observe import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
+_LIBRARY_DIRS = tuple({sys.prefix + "/", sys.base_prefix + "/"})
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 
@@ -97,24 +99,31 @@ class Kernel:
         except psutil.NoSuchProcess:
             return []
 
-    def fd_count(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+    def fds(self) -> dict[int, str]:
+        """The kernel's descriptors, leaving out library files a library keeps open by design.
 
-    def settled_fds(self, expected: int, timeout: float = 15.0) -> dict[int, str]:
-        """The kernel's descriptors once their count is back to `expected` (or at the timeout).
+        matplotlib opens its font files at the first plot and keeps them in a cache for the life
+        of the process: files under the Python installation, opened once, never sockets or pipes.
+        """
+        table = {}
+        for name in os.listdir(f"/proc/{self.pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{self.pid}/fd/{name}")
+            except OSError:
+                continue
+            if not target.startswith(_LIBRARY_DIRS):
+                table[int(name)] = target
+        return table
+
+    def settled_fds(self, expected: dict[int, str], timeout: float = 15.0) -> dict[int, str]:
+        """The kernel's descriptors once they are back to `expected` (or whatever they are at the timeout).
 
         ipykernel opens an eventfd for each thread that sends output (our cards are updated from a
         watcher thread) and closes those of ended threads every 10 s; the IPython history database
         is open only while it writes. Neither is ours to leak, so we wait for them to go.
         """
-        wait_until(lambda: self.fd_count() == expected, timeout)
-        table = {}
-        for name in os.listdir(f"/proc/{self.pid}/fd"):
-            try:
-                table[int(name)] = os.readlink(f"/proc/{self.pid}/fd/{name}")
-            except OSError:
-                pass
-        return table
+        wait_until(lambda: len(self.fds()) == len(expected), timeout)
+        return self.fds()
 
     def shutdown(self) -> None:
         try:

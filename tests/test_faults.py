@@ -152,7 +152,7 @@ def test_two_kernels_at_once_no_fd_leak_only_loopback_listeners(notebook, tmp_pa
             pids.add(kernel.pid)
             cells = code_cells(notebook)
             first = kernel.run(cells[0].source)
-            after_setup = kernel.fd_count()
+            after_setup = kernel.fds()
             problems = [f"setup: {first.error}"] if first.error else []
             problems += [f"cell {i + 1}: {r.error}" for i, r in enumerate(kernel.run(c.source) for c in cells[1:])
                          if r.error and not cells[i + 1].may_raise]
@@ -167,7 +167,8 @@ def test_two_kernels_at_once_no_fd_leak_only_loopback_listeners(notebook, tmp_pa
     auditor.join()
     for name, (problems, after_setup, at_end, helpers_left) in outcomes.items():
         assert not problems, f"{name} kernel: {problems}"
-        assert len(at_end) == after_setup, f"{name} kernel: {after_setup} fds after setup, at the end {at_end}"
+        leaked = {fd: target for fd, target in at_end.items() if after_setup.get(fd) != target}
+        assert len(at_end) == len(after_setup), f"{name} kernel: {len(after_setup)} fds after setup, now also {leaked}"
         assert not helpers_left, f"{name} kernel: helper processes left running at the end: {helpers_left}"
     assert len(outcomes) == 2
     public = sorted((proto, local) for proto, local in seen if reachable_from_outside(local))
