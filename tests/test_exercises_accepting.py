@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import threading
-from pathlib import Path
 
-import pytest
+from exercise_support import load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
 
-from helpers import stop_all, workspace
 from helpers.exercises import check_serve_clients, check_serve_until_stopped
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions" / "04_accept.py"
+solutions = load_solutions("04_accept.py")
 
 
-def _load_solutions():
-    spec = importlib.util.spec_from_file_location("solutions_04", SOLUTIONS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-solutions = _load_solutions()
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    yield
-    assert stop_all() == 0, "a checker left a puppet running"
-    assert workspace().sockets() == [], "a checker left a socket file in the workspace"
-
-
-def text(report) -> str:
-    return repr(report)
+text = repr
 
 
 # -- serve_clients ------------------------------------------------------------------------------

@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-from pathlib import Path
 
-import pytest
+from exercise_support import load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
 
-from helpers import stop_all
 from helpers.exercises import check_ask, check_serve_one
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions" / "06_close_semantics.py"
-
-
-def _load_solutions():
-    spec = importlib.util.spec_from_file_location("solutions_06", SOLUTIONS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-solutions = _load_solutions()
-
-
-@pytest.fixture(autouse=True)
-def no_puppets_left():
-    yield
-    assert stop_all() == 0, "a checker left a puppet running"
+solutions = load_solutions("06_close_semantics.py")
 
 
 # -- serve_one ----------------------------------------------------------------------------------

@@ -6,24 +6,12 @@ listing every descriptor, guessing protocol numbers, letting the kernel's refusa
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from exercise_support import load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
 
 from helpers.exercises import check_default_protocol, check_next_fd, check_socket_fds
 
-SOLUTION = Path(__file__).resolve().parent.parent / "notebooks" / "solutions" / "01_socket_creation.py"
-
-
-def _load_solution():
-    spec = importlib.util.spec_from_file_location("solution_01_socket_creation", SOLUTION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-solution = _load_solution()
+solution = load_solutions("01_socket_creation.py")
 
 
 def failed(report) -> str:

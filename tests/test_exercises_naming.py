@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import errno
-import importlib.util
 import os
 import socket
 import struct
-from pathlib import Path
 
 import pytest
+from exercise_support import load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
 
-from helpers import stop_all, workspace
 from helpers.exercises import check_peer_uid, check_remove_if_stale
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions" / "02_bind_and_unlink.py"
-
-
-def _load_solutions():
-    spec = importlib.util.spec_from_file_location("solutions_02", SOLUTIONS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-solutions = _load_solutions()
+solutions = load_solutions("02_bind_and_unlink.py")
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the client must run as another user (nobody)")
 
 
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    yield
-    assert stop_all() == 0, "a checker left a puppet running"
-    assert workspace().sockets() == [], "a checker left a socket file in the workspace"
-
-
-def text(report) -> str:
-    return repr(report)
+text = repr
 
 
 # -- remove_if_stale ----------------------------------------------------------------------------

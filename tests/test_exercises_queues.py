@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import time
-from pathlib import Path
 
-import pytest
+from exercise_support import load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
 
-from helpers import stop_all, workspace
 from helpers.exercises import check_connect_with_deadline, check_queued_connections
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions" / "03_listen_and_backlog.py"
+solutions = load_solutions("03_listen_and_backlog.py")
 
 
-def _load_solutions():
-    spec = importlib.util.spec_from_file_location("solutions_03", SOLUTIONS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-solutions = _load_solutions()
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    yield
-    assert stop_all() == 0, "a checker left a puppet running"
-    assert workspace().sockets() == [], "a checker left a socket file in the workspace"
-
-
-def text(report) -> str:
-    return repr(report)
+text = repr
 
 
 # -- queued_connections -------------------------------------------------------------------------
