@@ -503,3 +503,22 @@ def test_signal_says_the_same_whichever_pipe_delivers_first(make, paths):
         victim.on_signal(signal.SIGALRM, "default")
         doomed.accept()
         assert victim.signal(signal.SIGALRM).startswith(f"SIGALRM delivered: puppet victim-{round_} (pid ")
+
+
+def test_the_command_channel_is_private_pipes_and_no_socket(make):
+    """Nobody else can reach a puppet: it talks to the kernel over anonymous pipes and holds no socket."""
+    p = make("quiet")
+    table = {fd: os.readlink(f"/proc/{p.pid}/fd/{fd}") for fd in map(int, os.listdir(f"/proc/{p.pid}/fd"))}
+    assert not [t for t in table.values() if t.startswith("socket:")], table
+    channel = {fd: target for fd, target in table.items() if fd > 2}
+    assert len(channel) == 4 and all(t.startswith("pipe:[") for t in channel.values()), channel
+    holders = {}  # pipe -> the processes that hold it open
+    for process in psutil.process_iter():
+        try:
+            for fd in os.listdir(f"/proc/{process.pid}/fd"):
+                target = os.readlink(f"/proc/{process.pid}/fd/{fd}")
+                if target in channel.values():
+                    holders.setdefault(target, set()).add(process.pid)
+        except (OSError, psutil.Error):
+            continue
+    assert all(pids == {os.getpid(), p.pid} for pids in holders.values()), holders  # the two ends: us, it
