@@ -515,10 +515,14 @@ def test_the_command_channel_is_private_pipes_and_no_socket(make):
     holders = {}  # pipe -> the processes that hold it open
     for process in psutil.process_iter():
         try:
-            for fd in os.listdir(f"/proc/{process.pid}/fd"):
-                target = os.readlink(f"/proc/{process.pid}/fd/{fd}")
-                if target in channel.values():
-                    holders.setdefault(target, set()).add(process.pid)
-        except (OSError, psutil.Error):
+            fds = os.listdir(f"/proc/{process.pid}/fd")
+        except OSError:
             continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{process.pid}/fd/{fd}")
+            except OSError:  # closed meanwhile (e.g. the descriptor listdir used)
+                continue
+            if target in channel.values():
+                holders.setdefault(target, set()).add(process.pid)
     assert all(pids == {os.getpid(), p.pid} for pids in holders.values()), holders  # the two ends: us, it
