@@ -77,9 +77,7 @@ def check_serve_one(report, serve_one) -> None:
         listening = wait_until(lambda: accept_queue(path) is not None or run.done(), 3.0) and accept_queue(path) is not None
         if not report.check(listening, "a listening socket appeared at the path (ss -xl sees it)",
                             "no listening socket appeared at `path` within 3 s: bind(path), then listen()"):
-            outcome = run.join()
-            if outcome.problem():
-                report.note(f"your function {outcome.problem()}")
+            report.note_problem(run.join())
             return
         sock = client.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(path)
@@ -135,9 +133,7 @@ def check_ask(report, ask) -> None:
         if not report.check(accepting.done(), "you connected to the server",
                             "your function never connected to `path`: socket(AF_UNIX, SOCK_STREAM), then "
                             "connect(path)"):
-            outcome = run.join()
-            if outcome.problem():
-                report.note(f"your function {outcome.problem()}")
+            report.note_problem(run.join())
             return
         conn, _ = accepting.result(0)
         got, ended = _read_to_eof(conn, 2.0)

@@ -63,9 +63,7 @@ def check_request_reply(report, request_reply) -> None:
                             f"the server received {first[0]!r} instead of {request!r}" if first else
                             "no datagram reached the server within 3 s: sendto(request, address) on a "
                             "socket(AF_INET, SOCK_DGRAM)"):
-            outcome = run.join()
-            if outcome.problem():
-                report.note(f"your function {outcome.problem()}")
+            report.note_problem(run.join())
             return
         second = _next_datagram(sock, 2.0) if server.alive else None
         retried = report.check(second is not None and second[0] == request,
@@ -128,9 +126,7 @@ def check_echo_server(report, echo_server) -> None:
         if not report.check(bound, "a datagram socket was bound at the path",
                             "no datagram socket appeared at `path` within 3 s: socket(AF_UNIX, SOCK_DGRAM), "
                             "then bind(path)"):
-            outcome = run.join()
-            if outcome.problem():
-                report.note(f"your function {outcome.problem()}")
+            report.note_problem(run.join())
             return
         for name in ("alice", "bob"):
             puppet = Puppet(name)

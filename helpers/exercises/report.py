@@ -34,6 +34,11 @@ class Report:
     def note(self, text: str) -> None:
         self.lines.append((None, text))
 
+    def note_problem(self, outcome) -> None:
+        """Add what went wrong in the student's run (hung, raised), if anything did."""
+        if outcome.problem():
+            self.note(f"your function {outcome.problem()}")
+
     @property
     def passed(self) -> bool:
         results = [ok for ok, _ in self.lines if ok is not None]
