@@ -526,3 +526,16 @@ def test_the_command_channel_is_private_pipes_and_no_socket(make):
             if target in channel.values():
                 holders.setdefault(target, set()).add(process.pid)
     assert all(pids == {os.getpid(), p.pid} for pids in holders.values()), holders  # the two ends: us, it
+
+
+def test_without_syscalls_in_proc_a_blocked_call_is_pending_with_a_notice(make, paths):
+    """Where /proc/<pid>/syscall cannot be read, a call that does not finish comes back as pending."""
+    srv, cli = make("server"), make("client")
+    srv.syscalls_visible = False  # what Puppet() finds on such a system
+    listener, address = _listener(srv, AF_UNIX, paths("blind.sock"))
+    call = listener.accept()
+    assert isinstance(call, PendingCall) and call.snapshot is None
+    assert "pending (this system does not show system calls in /proc)" in repr(call)
+    cli.socket(AF_UNIX).connect(address)
+    conn, _ = call.result(timeout=2)
+    assert conn.fileno() == listener.fileno() + 1
