@@ -6,6 +6,7 @@ import random
 import socket
 import time
 
+import pytest
 from exercise_support import load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
 
 from helpers.exercises import check_backoff_delays, check_connect_with_retry
@@ -53,34 +54,25 @@ def test_backoff_delays_stub_is_not_solved_yet():
     assert "Not solved yet" in text(check_backoff_delays(backoff_delays_stub))
 
 
-def test_backoff_delays_without_jitter_is_caught():
-    report = check_backoff_delays(backoff_delays_without_jitter)
+MISTAKES_BACKOFF_DELAYS = [
+    pytest.param(backoff_delays_without_jitter, ["add jitter"], id="backoff_delays_without_jitter_is_caught"),
+    pytest.param(backoff_delays_without_cap, ["above the cap"], id="backoff_delays_without_cap_is_caught"),
+    pytest.param(backoff_delays_seeded, [
+        "two calls returned the same list",
+    ], id="backoff_delays_with_a_fixed_seed_is_caught"),
+    pytest.param(backoff_delays_equal_jitter, ["whole range"], id="backoff_delays_with_half_the_range_is_caught"),
+    pytest.param(backoff_delays_returns_a_generator, [
+        "return a list of 40 numbers",
+    ], id="backoff_delays_wrong_type_is_caught"),
+]
+
+
+@pytest.mark.parametrize(("solution", "phrases"), MISTAKES_BACKOFF_DELAYS)
+def test_backoff_delays_catches_a_typical_mistake(solution, phrases):
+    report = check_backoff_delays(solution)
     assert not report.passed
-    assert "add jitter" in text(report)
-
-
-def test_backoff_delays_without_cap_is_caught():
-    report = check_backoff_delays(backoff_delays_without_cap)
-    assert not report.passed
-    assert "above the cap" in text(report)
-
-
-def test_backoff_delays_with_a_fixed_seed_is_caught():
-    report = check_backoff_delays(backoff_delays_seeded)
-    assert not report.passed
-    assert "two calls returned the same list" in text(report)
-
-
-def test_backoff_delays_with_half_the_range_is_caught():
-    report = check_backoff_delays(backoff_delays_equal_jitter)
-    assert not report.passed
-    assert "whole range" in text(report)
-
-
-def test_backoff_delays_wrong_type_is_caught():
-    report = check_backoff_delays(backoff_delays_returns_a_generator)
-    assert not report.passed
-    assert "return a list of 40 numbers" in text(report)
+    for phrase in phrases:
+        assert phrase in text(report)
 
 
 # -- connect_with_retry -------------------------------------------------------------------------
@@ -171,34 +163,26 @@ def test_connect_with_retry_stub_is_not_solved_yet():
     assert "Not solved yet" in text(check_connect_with_retry(connect_with_retry_stub))
 
 
-def test_connect_without_backoff_is_caught():
-    report = check_connect_with_retry(connect_without_backoff)
+MISTAKES_CONNECT_WITH_RETRY = [
+    pytest.param(connect_without_backoff, ["doubling the delay from base"], id="connect_without_backoff_is_caught"),
+    pytest.param(connect_without_cap, ["cap each delay"], id="connect_without_cap_is_caught"),
+    pytest.param(connect_forever, ["did not return", "Give up after `attempts` attempts"], id="connect_forever_is_caught"),
+    pytest.param(connect_swallowing_the_error, [
+        "instead of raising: raise the last error",
+    ], id="connect_swallowing_the_last_error_is_caught"),
+    pytest.param(connect_retrying_everything, [
+        "only after",
+        "waiting cannot fix a wrong path",
+    ], id="connect_retrying_a_hopeless_error_is_caught"),
+]
+
+
+@pytest.mark.parametrize(("solution", "phrases"), MISTAKES_CONNECT_WITH_RETRY)
+def test_connect_with_retry_catches_a_typical_mistake(solution, phrases):
+    report = check_connect_with_retry(solution)
     assert not report.passed
-    assert "doubling the delay from base" in text(report)
-
-
-def test_connect_without_cap_is_caught():
-    report = check_connect_with_retry(connect_without_cap)
-    assert not report.passed
-    assert "cap each delay" in text(report)
-
-
-def test_connect_forever_is_caught():
-    report = check_connect_with_retry(connect_forever)
-    assert not report.passed
-    assert "did not return" in text(report) and "Give up after `attempts` attempts" in text(report)
-
-
-def test_connect_swallowing_the_last_error_is_caught():
-    report = check_connect_with_retry(connect_swallowing_the_error)
-    assert not report.passed
-    assert "instead of raising: raise the last error" in text(report)
-
-
-def test_connect_retrying_a_hopeless_error_is_caught():
-    report = check_connect_with_retry(connect_retrying_everything)
-    assert not report.passed
-    assert "only after" in text(report) and "waiting cannot fix a wrong path" in text(report)
+    for phrase in phrases:
+        assert phrase in text(report)
 
 
 def test_connect_without_any_retry_is_caught():

@@ -111,28 +111,22 @@ def test_unlinking_a_regular_file_is_caught():
     assert "live server's socket file was left alone" in text(report)
 
 
-def test_raising_on_a_missing_path_is_caught():
-    report = check_remove_if_stale(remove_if_stale_ignoring_enoent)
+MISTAKES_REMOVE_IF_STALE = [
+    pytest.param(remove_if_stale_ignoring_enoent, ["raise FileNotFoundError"], id="raising_on_a_missing_path_is_caught"),
+    pytest.param(remove_if_stale_leaking, ["sockets left open"], id="leaking_sockets_is_caught"),
+    pytest.param(remove_if_stale_saying_words, [
+        "return True if you removed the file, else False",
+    ], id="wrong_type_is_caught"),
+    pytest.param(remove_if_stale_hanging, ["did not return"], id="hanging_is_caught"),
+]
+
+
+@pytest.mark.parametrize(("solution", "phrases"), MISTAKES_REMOVE_IF_STALE)
+def test_remove_if_stale_catches_a_typical_mistake(solution, phrases):
+    report = check_remove_if_stale(solution)
     assert not report.passed
-    assert "raise FileNotFoundError" in text(report)
-
-
-def test_leaking_sockets_is_caught():
-    report = check_remove_if_stale(remove_if_stale_leaking)
-    assert not report.passed
-    assert "sockets left open" in text(report)
-
-
-def test_wrong_type_is_caught():
-    report = check_remove_if_stale(remove_if_stale_saying_words)
-    assert not report.passed
-    assert "return True if you removed the file, else False" in text(report)
-
-
-def test_hanging_is_caught():
-    report = check_remove_if_stale(remove_if_stale_hanging)
-    assert not report.passed
-    assert "did not return" in text(report)
+    for phrase in phrases:
+        assert phrase in text(report)
 
 
 # -- peer_uid -----------------------------------------------------------------------------------
@@ -189,29 +183,20 @@ def test_peer_uid_stub_is_not_solved_yet():
     assert "Not solved yet" in text(check_peer_uid(peer_uid_stub))
 
 
-@as_root
-def test_own_uid_is_caught():
-    report = check_peer_uid(peer_uid_own)
+MISTAKES_PEER_UID = [
+    pytest.param(peer_uid_own, ["your own uid"], id="own_uid_is_caught", marks=as_root),  # as root the client is nobody
+    pytest.param(peer_uid_first_field, ["the client's pid"], id="pid_instead_of_uid_is_caught"),
+    pytest.param(peer_uid_whole_struct, ["return only the uid"], id="whole_struct_is_caught"),
+    pytest.param(peer_uid_no_listen, ["nothing listened on the abstract name"], id="no_listen_is_caught"),
+]
+
+
+@pytest.mark.parametrize(("solution", "phrases"), MISTAKES_PEER_UID)
+def test_peer_uid_catches_a_typical_mistake(solution, phrases):
+    report = check_peer_uid(solution)
     assert not report.passed
-    assert "your own uid" in text(report)
-
-
-def test_pid_instead_of_uid_is_caught():
-    report = check_peer_uid(peer_uid_first_field)
-    assert not report.passed
-    assert "the client's pid" in text(report)
-
-
-def test_whole_struct_is_caught():
-    report = check_peer_uid(peer_uid_whole_struct)
-    assert not report.passed
-    assert "return only the uid" in text(report)
-
-
-def test_no_listen_is_caught():
-    report = check_peer_uid(peer_uid_no_listen)
-    assert not report.passed
-    assert "nothing listened on the abstract name" in text(report)
+    for phrase in phrases:
+        assert phrase in text(report)
 
 
 def test_struct_layout_matches_the_kernel():
