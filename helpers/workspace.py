@@ -21,8 +21,6 @@ import shutil
 import stat
 import tempfile
 
-import psutil
-
 from helpers.explain import for_notebook
 from helpers.inspect import unix_sockets
 
@@ -35,8 +33,18 @@ _FALLBACKS = ("/tmp", "/dev/shm", "/var/tmp")
 _WORKSPACE_NAME = re.compile(_PREFIX + r"(\d+)-[a-z0-9_]{8}")  # mkdtemp's 8 random characters
 
 
-def _start_time(pid: int) -> str:
-    return f"{psutil.Process(pid).create_time():.2f}"
+def _start_time(pid: int) -> str | None:
+    """When `pid` started, in clock ticks since boot (field 22 of /proc/<pid>/stat); None if gone.
+
+    Ticks since boot never change for a process. A wall-clock start time (psutil's create_time)
+    is derived from the boot time, which Linux recomputes on each read and which moves when the
+    clock is adjusted: two kernels could then disagree about a live one and sweep its workspace.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def _short_base() -> str:
@@ -54,9 +62,8 @@ def _owner_alive(directory: str) -> bool:
     directory whose owner file is not there yet, or still empty (created, not yet written),
     belongs to a kernel starting right now.
     """
-    try:
-        started_now = _start_time(int(_WORKSPACE_NAME.fullmatch(os.path.basename(directory)).group(1)))
-    except psutil.Error:
+    started_now = _start_time(int(_WORKSPACE_NAME.fullmatch(os.path.basename(directory)).group(1)))
+    if started_now is None:
         return False
     try:
         with open(os.path.join(directory, "owner")) as f:
