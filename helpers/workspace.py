@@ -81,7 +81,10 @@ def sweep(base: str) -> list[str]:
     for entry in os.scandir(base):
         if not _WORKSPACE_NAME.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
             continue  # only what Workspace() makes: never someone else's "sll-something"
-        if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _owner_alive(entry.path):
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _owner_alive(entry.path):
+                continue
+        except FileNotFoundError:  # another kernel swept or removed it while we looked
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(entry.path)

@@ -183,3 +183,15 @@ def test_sweep_leaves_another_users_workspace_alone(base):
     os.chown(theirs, nobody.pw_uid, nobody.pw_gid)
     assert sweep(base) == []
     assert os.path.isdir(theirs)
+
+
+def test_kernels_sweeping_at_the_same_time_do_not_trip_over_each_other(base):
+    """Two kernels starting together sweep the same dead workspaces: one removes what the other is looking at."""
+    dead = _dead_pid()
+    for i in range(300):
+        _fake_workspace(base, dead, f"{dead} 1", f"dead{i:04d}")
+    sweepers = [subprocess.Popen([sys.executable, "-c", f"from helpers.workspace import sweep; sweep({base!r})"],
+                                 stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=60)[1] for p in sweepers]
+    assert all(p.returncode == 0 for p in sweepers), errors
+    assert os.listdir(base) == []
