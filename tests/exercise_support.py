@@ -25,6 +25,13 @@ def load_solutions(filename: str) -> ModuleType:
     return module
 
 
+def assert_caught(report, phrases: list[str]) -> None:
+    """A wrong solution must fail, and the report must say why in these words."""
+    assert not report.passed, repr(report)
+    for phrase in phrases:
+        assert phrase in repr(report)
+
+
 @pytest.fixture(autouse=True)
 def nothing_left_behind():
     yield

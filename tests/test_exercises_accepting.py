@@ -7,7 +7,7 @@ import socket
 import threading
 
 import pytest
-from exercise_support import load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
+from exercise_support import assert_caught, load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
 
 from helpers.exercises import check_serve_clients, check_serve_until_stopped
 
@@ -95,10 +95,7 @@ MISTAKES_SERVE_CLIENTS = [
 
 @pytest.mark.parametrize(("solution", "phrases"), MISTAKES_SERVE_CLIENTS)
 def test_serve_clients_catches_a_typical_mistake(solution, phrases):
-    report = check_serve_clients(solution)
-    assert not report.passed
-    for phrase in phrases:
-        assert phrase in text(report)
+    assert_caught(check_serve_clients(solution), phrases)
 
 
 def test_serve_clients_accepting_once_is_caught():
@@ -194,10 +191,7 @@ MISTAKES_SERVE_UNTIL_STOPPED = [
 
 @pytest.mark.parametrize(("solution", "phrases"), MISTAKES_SERVE_UNTIL_STOPPED)
 def test_serve_until_stopped_catches_a_typical_mistake(solution, phrases):
-    report = check_serve_until_stopped(solution)
-    assert not report.passed
-    for phrase in phrases:
-        assert phrase in text(report)
+    assert_caught(check_serve_until_stopped(solution), phrases)
 
 
 def test_serve_until_stopped_slow_polling_is_caught():

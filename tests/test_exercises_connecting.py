@@ -7,7 +7,7 @@ import socket
 import time
 
 import pytest
-from exercise_support import load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
+from exercise_support import assert_caught, load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
 
 from helpers.exercises import check_backoff_delays, check_connect_with_retry
 
@@ -69,10 +69,7 @@ MISTAKES_BACKOFF_DELAYS = [
 
 @pytest.mark.parametrize(("solution", "phrases"), MISTAKES_BACKOFF_DELAYS)
 def test_backoff_delays_catches_a_typical_mistake(solution, phrases):
-    report = check_backoff_delays(solution)
-    assert not report.passed
-    for phrase in phrases:
-        assert phrase in text(report)
+    assert_caught(check_backoff_delays(solution), phrases)
 
 
 # -- connect_with_retry -------------------------------------------------------------------------
@@ -179,10 +176,7 @@ MISTAKES_CONNECT_WITH_RETRY = [
 
 @pytest.mark.parametrize(("solution", "phrases"), MISTAKES_CONNECT_WITH_RETRY)
 def test_connect_with_retry_catches_a_typical_mistake(solution, phrases):
-    report = check_connect_with_retry(solution)
-    assert not report.passed
-    for phrase in phrases:
-        assert phrase in text(report)
+    assert_caught(check_connect_with_retry(solution), phrases)
 
 
 def test_connect_without_any_retry_is_caught():

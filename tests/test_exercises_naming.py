@@ -8,7 +8,7 @@ import socket
 import struct
 
 import pytest
-from exercise_support import load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
+from exercise_support import assert_caught, load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
 
 from helpers.exercises import check_peer_uid, check_remove_if_stale
 
@@ -123,10 +123,7 @@ MISTAKES_REMOVE_IF_STALE = [
 
 @pytest.mark.parametrize(("solution", "phrases"), MISTAKES_REMOVE_IF_STALE)
 def test_remove_if_stale_catches_a_typical_mistake(solution, phrases):
-    report = check_remove_if_stale(solution)
-    assert not report.passed
-    for phrase in phrases:
-        assert phrase in text(report)
+    assert_caught(check_remove_if_stale(solution), phrases)
 
 
 # -- peer_uid -----------------------------------------------------------------------------------
@@ -193,10 +190,7 @@ MISTAKES_PEER_UID = [
 
 @pytest.mark.parametrize(("solution", "phrases"), MISTAKES_PEER_UID)
 def test_peer_uid_catches_a_typical_mistake(solution, phrases):
-    report = check_peer_uid(solution)
-    assert not report.passed
-    for phrase in phrases:
-        assert phrase in text(report)
+    assert_caught(check_peer_uid(solution), phrases)
 
 
 def test_struct_layout_matches_the_kernel():

@@ -6,7 +6,7 @@ import socket
 import time
 
 import pytest
-from exercise_support import load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
+from exercise_support import assert_caught, load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
 
 from helpers.exercises import check_connect_with_deadline, check_queued_connections
 
@@ -75,10 +75,7 @@ MISTAKES_QUEUED_CONNECTIONS = [
 
 @pytest.mark.parametrize(("solution", "phrases"), MISTAKES_QUEUED_CONNECTIONS)
 def test_queued_connections_catches_a_typical_mistake(solution, phrases):
-    report = check_queued_connections(solution)
-    assert not report.passed
-    for phrase in phrases:
-        assert phrase in text(report)
+    assert_caught(check_queued_connections(solution), phrases)
 
 
 # -- connect_with_deadline ----------------------------------------------------------------------
@@ -143,10 +140,7 @@ MISTAKES_CONNECT_WITH_DEADLINE = [
 
 @pytest.mark.parametrize(("solution", "phrases"), MISTAKES_CONNECT_WITH_DEADLINE)
 def test_connect_with_deadline_catches_a_typical_mistake(solution, phrases):
-    report = check_connect_with_deadline(solution)
-    assert not report.passed
-    for phrase in phrases:
-        assert phrase in text(report)
+    assert_caught(check_connect_with_deadline(solution), phrases)
 
 
 def test_giving_up_at_once_is_caught():
