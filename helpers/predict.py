@@ -130,6 +130,10 @@ def reveal(question_id: str, actual, says: str = "the kernel said {actual}",
     if `right(answer)` is true when a short answer needs a test of its own.
     """
     _checked_id(question_id)
+    choices = _live[question_id].choices if question_id in _live else None
+    if choices and not callable(right) and not any(_same(c, str(actual) if right is None else right) for c in choices):
+        raise ValueError(f"{question_id}: {actual!r} is none of the choices {choices}, so no answer could be right: "
+                         "pass right= the choice that names it")
     says = says.format(actual=actual)
 
     def judge(answer: str) -> bool:

@@ -136,6 +136,12 @@ def test_short_answers_are_compared_kindly_or_by_the_lessons_own_test(reference,
                      "✓ you said 0.4, it was 0.41 s"]
 
 
+def test_a_result_no_choice_names_is_an_authors_mistake_caught_at_once(reference):
+    predict("03-fit", "How many complete?", choices=["1", "2", "more than 2"])
+    with pytest.raises(ValueError, match="7 is none of the choices .* pass right= the choice that names it"):
+        reveal("03-fit", actual=7)
+
+
 def test_a_question_id_must_name_its_lesson(reference):
     with pytest.raises(ValueError, match="start it with the lesson's two digits"):
         predict("queue-fit", "How many?")
