@@ -28,8 +28,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 __all__ = ["MANIFEST", "Edition", "lesson_number"]
 
 MANIFEST = ".lab-edition.json"
@@ -46,6 +44,8 @@ def lesson_number(text: str) -> str:
 
 def student_copy(notebook_text: str) -> str:
     """The reference notebook as the student first sees it: code outputs and saved widget state gone."""
+    import nbformat  # only here: importing it costs seconds (jsonschema), and every lesson imports this module
+
     nb = nbformat.reads(notebook_text, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":

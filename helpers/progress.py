@@ -20,8 +20,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import nbformat
-
 from helpers.edition import LESSON_FILE, MANIFEST, lesson_number
 
 __all__ = ["Progress", "progress", "read", "record_exercise", "update"]
@@ -103,6 +101,8 @@ class Progress:
     @staticmethod
     def _asked(path: Path) -> tuple[set[str], set[str]]:
         """The prediction ids and exercise names a lesson's code cells mention."""
+        import nbformat  # only here: importing it costs seconds (jsonschema), every lesson imports this module
+
         code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
         return set(_PREDICT_CALL.findall(code)), set(_CHECK_CALL.findall(code))
 

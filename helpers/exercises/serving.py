@@ -1,0 +1,442 @@
+"""Checkers for the exercises of 08-many-clients: servers that serve many clients at once.
+
+The student's server runs in a child process (`Background`); a crowd of clients attacks it from
+threads of the kernel while a watcher reads the server's process from /proc:
+
+    kernel: watcher thread                 kernel: client threads             student's process
+    find who holds the listening socket    10 quick clients, all at once ->   serve(path, seconds)
+    every 50 ms: threads, children,        a silent one (never speaks)        threads / fork /
+      zombies, sockets, CPU time           one a byte at a time               one selector loop
+                                           one that vanishes mid-request
+                                           one that sends 1 MB before reading
+    at the end: kill what it left running, judge what the clients and the watcher saw
+
+Each verdict names the first thing that went wrong and what to try. Nothing the student's server
+starts outlives the check: processes it forked are killed (and reported), every client socket is
+closed, the socket file is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from helpers.exercises.report import Report, checker
+from helpers.exercises.runner import Background
+from helpers.inspect import fds, unix_sockets
+from helpers.observe import wait_until
+from helpers.workspace import workspace
+
+__all__ = ["check_serve_selector", "check_serve_threads"]
+
+SECONDS = 2.0  # how long the student's server serves before it must stop
+STOP_SLACK = 1.0  # seconds it may take to stop and return
+QUICK = 10  # quick clients that arrive all at once
+QUICK_WAIT = 1.0  # seconds a quick client may wait for its whole answer while a silent client is connected
+BIG = 1_000_000  # bytes the greedy client sends before it reads anything
+SAMPLE = 0.05  # seconds between two readings of the server's process
+ZOMBIE_GRACE = 0.5  # seconds a child may stay a zombie before it counts as never reaped
+CPU_SHARE = 0.3  # of the wall time: above it, the server spins instead of sleeping
+
+
+@dataclass
+class Client:
+    """What one client of the crowd saw."""
+
+    name: str
+    sent: bytes = b""
+    reply: bytes = b""
+    eof: bool = False
+    waited: float = 0.0
+    error: str = ""
+
+    @property
+    def served(self) -> bool:
+        return self.eof and self.reply == self.sent.upper()
+
+
+@dataclass
+class Watch:
+    """What the watcher read from /proc while the server ran."""
+
+    pid: int | None = None
+    max_threads: int = 0
+    processes: dict[int, float] = field(default_factory=dict)  # pid -> create time, every descendant seen
+    zombie_since: dict[int, float] = field(default_factory=dict)
+    lasting_zombie: bool = False
+    listener_in_child: bool = False
+    cpu_seconds: float = 0.0
+    sockets_after_crowd: int | None = None
+
+
+def _listener_inode(path: str) -> int | None:
+    return next((inode for inode, s in unix_sockets().items() if s["path"] == path and s["state"] == "LISTEN"), None)
+
+
+def _holders(inode: int) -> list[int]:
+    """Pids of every process holding the socket `inode`: its owner, and children that did not close it."""
+    target, found = f"socket:[{inode}]", []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if any(os.readlink(f"/proc/{name}/fd/{fd}") == target for fd in os.listdir(f"/proc/{name}/fd")):
+                found.append(int(name))
+    return found
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for tid in os.listdir(f"/proc/{parent}/task") if os.path.isdir(f"/proc/{parent}/task") else []:
+            with contextlib.suppress(OSError), open(f"/proc/{parent}/task/{tid}/children") as f:
+                kids = [int(c) for c in f.read().split()]
+                found += kids
+                todo += kids
+    return found
+
+
+class _Watcher:
+    """Reads the student's server process every SAMPLE seconds until told to stop."""
+
+    def __init__(self, path: str):
+        self.path, self.watch = path, Watch()
+        self._stop = threading.Event()
+        self._inode: int | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="exercise-watcher")
+        self._thread.start()
+
+    def _find(self) -> None:
+        self._inode = self._inode or _listener_inode(self.path)
+        if self._inode is None:
+            return
+        holders = _holders(self._inode)
+        parents = {h: (_stat(h) or ["", "0"])[1] for h in holders}
+        roots = [h for h in holders if int(parents[h]) not in holders]
+        if roots:
+            self.watch.pid = min(roots)
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE):
+            if self.watch.pid is None:
+                self._find()
+                continue
+            self._read(self.watch.pid)
+
+    def _read(self, pid: int) -> None:
+        stat = _stat(pid)
+        if stat is None:
+            return
+        ticks = os.sysconf("SC_CLK_TCK")
+        self.watch.cpu_seconds = (int(stat[11]) + int(stat[12])) / ticks
+        self.watch.max_threads = max(self.watch.max_threads, int(stat[17]))
+        now = time.monotonic()
+        for child in _descendants(pid):
+            child_stat = _stat(child)
+            if child_stat is None:
+                continue
+            self.watch.processes.setdefault(child, float(child_stat[19]))
+            if child_stat[0] == "Z":
+                since = self.watch.zombie_since.setdefault(child, now)
+                self.watch.lasting_zombie |= now - since > ZOMBIE_GRACE
+            elif self._inode and child_stat[0] != "Z":
+                target = f"socket:[{self._inode}]"
+                with contextlib.suppress(OSError):
+                    if target in fds(child).values():
+                        self.watch.listener_in_child = True
+
+    def sockets_now(self) -> int | None:
+        if self.watch.pid is None:
+            return None
+        try:
+            return sum(1 for t in fds(self.watch.pid).values() if t.startswith("socket:"))
+        except OSError:
+            return None
+
+    def stop(self) -> Watch:
+        self._stop.set()
+        self._thread.join(2.0)
+        return self.watch
+
+
+def _kill_leftovers(watch: Watch) -> list[int]:
+    """SIGKILL every process the server started that is still alive (checked by its start time); their pids."""
+    killed = []
+    for pid, started in watch.processes.items():
+        stat = _stat(pid)
+        if stat is None or float(stat[19]) != started or stat[0] == "Z":
+            continue
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    return killed
+
+
+# -- the crowd -----------------------------------------------------------------------------------
+
+def _connect(path: str, deadline: float) -> socket.socket | None:
+    while time.monotonic() < deadline:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.connect(path)
+            sock.setblocking(True)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError, BlockingIOError):
+            sock.close()
+            time.sleep(0.01)  # the server is starting, or its queue is full: try again soon
+    return None
+
+
+def _read_all(sock: socket.socket, client: Client, deadline: float) -> None:
+    while True:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            client.eof = True
+            return
+        client.reply += chunk
+
+
+def _talk(path: str, client: Client, pieces: list[bytes], pause: float, deadline: float, read_first=True) -> None:
+    """Connect, send `pieces` (pausing between them), shut down writing, read the answer to its end."""
+    started = time.monotonic()
+    sock = _connect(path, deadline)
+    if sock is None:
+        client.error = "could not connect"
+        return
+    with sock:
+        try:
+            for piece in pieces:
+                sock.sendall(piece)
+                client.sent += piece
+                if pause:
+                    time.sleep(pause)  # this client's pace: slow on purpose
+            sock.shutdown(socket.SHUT_WR)
+            _read_all(sock, client, deadline)
+        except TimeoutError:
+            client.error = "timed out"
+        except OSError as error:
+            client.error = f"{type(error).__name__}: {error}"
+    client.waited = time.monotonic() - started
+
+
+@dataclass
+class Attack:
+    """Everything the crowd and the watcher saw."""
+
+    quick: list[Client]
+    byte_by_byte: Client
+    greedy: Client | None
+    probe: Client | None
+    silent_eof: bool
+    silent_connected: bool
+    watch: Watch
+    outcome: object
+    left_running: list[int]
+    file_left: bool
+
+
+def _attack(function, greedy: bool) -> Attack:
+    path = workspace().path(f"ex08-{uuid.uuid4().hex[:6]}.sock")
+    run = Background(function, path, SECONDS, timeout=SECONDS + STOP_SLACK + 1.0)
+    watcher = _Watcher(path)
+    started = time.monotonic()
+    stop_at = started + SECONDS
+    silent = _connect(path, started + SECONDS / 2)
+    quick = [Client(f"client {i}") for i in range(1, QUICK + 1)]
+    slow = Client("the byte-at-a-time client")
+    threads = [threading.Thread(target=_talk, args=(path, c, [f"hello from {c.name}".encode()], 0.0,
+                                                     stop_at), daemon=True) for c in quick]
+    threads.append(threading.Thread(target=_talk, args=(path, slow, [bytes([b]) for b in b"slow\n"], 0.03, stop_at),
+                                    daemon=True))
+    vanishing = _connect(path, stop_at)
+    if vanishing is not None:
+        with contextlib.suppress(OSError):
+            vanishing.sendall(b"half a requ" + b"x" * 200_000)
+    for thread in threads:
+        thread.start()
+    if vanishing is not None:
+        vanishing.close()  # gone mid-request, its answer unread
+    greedy_client = probe = None
+    if greedy:
+        greedy_client, probe = Client("the greedy client"), Client("a client served meanwhile")
+        _greedy_then_probe(path, greedy_client, probe, stop_at)
+    for thread in threads:
+        thread.join(max(0.0, stop_at - time.monotonic()) + 0.5)
+    wait_until(lambda: watcher.sockets_now() is not None and watcher.sockets_now() <= 3, 0.3)
+    watcher.watch.sockets_after_crowd = watcher.sockets_now()
+    silent_eof = False
+    if silent is not None:
+        silent.settimeout(max(0.05, stop_at + STOP_SLACK - time.monotonic()))
+        with contextlib.suppress(OSError):
+            silent_eof = silent.recv(1) == b""
+        silent.close()
+    outcome = run.join()
+    watch = watcher.stop()
+    left = _kill_leftovers(watch)
+    file_left = os.path.lexists(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return Attack(quick, slow, greedy_client, probe, silent_eof, silent is not None, watch, outcome, left, file_left)
+
+
+def _greedy_then_probe(path: str, greedy: Client, probe: Client, stop_at: float) -> None:
+    """Send BIG bytes without reading; while the answer waits, another client must be served."""
+    sock = _connect(path, stop_at)
+    if sock is None:
+        greedy.error = "could not connect"
+        return
+    with sock:
+        try:
+            sock.settimeout(max(0.05, stop_at - time.monotonic()))
+            data = b"g" * BIG
+            sock.sendall(data)
+            greedy.sent = data
+            sock.shutdown(socket.SHUT_WR)
+        except OSError as error:
+            greedy.error = f"{type(error).__name__}: {error}"
+            return
+        _talk(path, probe, [b"am I served?"], 0.0, min(stop_at, time.monotonic() + QUICK_WAIT))
+        try:
+            _read_all(sock, greedy, stop_at)
+        except TimeoutError:
+            greedy.error = "timed out"
+        except OSError as error:
+            greedy.error = f"{type(error).__name__}: {error}"
+
+
+# -- verdicts --------------------------------------------------------------------------------------
+
+def _judge(report: Report, attack: Attack, design: str) -> None:
+    outcome, watch = attack.outcome, attack.watch
+    if watch.pid is None:
+        report.check(False, "", "no listening socket appeared at `path`: bind(path), then listen()")
+        report.note_problem(outcome)
+        return
+    served = [c for c in attack.quick if c.served]
+    slow_quick = [c for c in served if c.waited > QUICK_WAIT]
+    first_bad = next((c for c in attack.quick if not c.served), None)
+    if first_bad is not None:
+        got = f"got {first_bad.reply[:40]!r}" + (" and no end of stream" if not first_bad.eof else "")
+        report.check(False, "", f"{first_bad.name} {got}{' (' + first_bad.error + ')' if first_bad.error else ''}: "
+                     + _hint_unserved(attack, design))
+    elif slow_quick:
+        report.check(False, "", f"{len(slow_quick)} of the {QUICK} clients waited more than {QUICK_WAIT:.0f} s "
+                     "while a silent client was connected: serve each client apart from the others "
+                     "(never recv() in the accept loop)")
+    else:
+        report.check(True, f"{QUICK} clients at once, with a silent client connected: each got its answer and "
+                           "the end of stream", "")
+    slow = attack.byte_by_byte
+    report.check(slow.served, "the byte-at-a-time client got its answer",
+                 f"the byte-at-a-time client got {slow.reply!r}: keep reading until b'', a byte may come at a time")
+    if attack.greedy is not None:
+        _judge_greedy(report, attack)
+    _judge_stop(report, attack, design)
+    _judge_leaks(report, attack, design)
+
+
+def _hint_unserved(attack: Attack, design: str) -> str:
+    if attack.watch.processes and not attack.watch.listener_in_child:
+        return "a forking server's parent must close its copy of the connected socket, or the client never sees b''"
+    if not attack.outcome.ok and attack.outcome.error is not None:
+        return f"your server {attack.outcome.problem()}: a client that vanishes must end only its own connection"
+    return ("answer every client with its bytes upper-cased, and close the connection once recv returns b'' "
+            "(the client shut down writing)")
+
+
+def _judge_greedy(report: Report, attack: Attack) -> None:
+    greedy, probe = attack.greedy, attack.probe
+    report.check(probe.served and probe.waited <= QUICK_WAIT,
+                 "while one client read nothing, another was served",
+                 "while one client sent 1 MB and read nothing, another client waited "
+                 f"{probe.waited:.1f} s for its answer: a blocking sendall() stalls the whole loop; make every "
+                 "socket non-blocking, keep what send() did not take, and send it on EVENT_WRITE")
+    report.check(greedy.served, "the client that sent 1 MB before reading got all of it back",
+                 f"the client that sent {len(greedy.sent)} bytes got {len(greedy.reply)} back"
+                 f"{' (' + greedy.error + ')' if greedy.error else ''}: send() may take less than you give it; "
+                 "keep the rest and send it when the selector says EVENT_WRITE")
+
+
+def _judge_stop(report: Report, attack: Attack, design: str) -> None:
+    outcome = attack.outcome
+    if outcome.timed_out:
+        report.check(False, "", f"it did not stop {STOP_SLACK + 1:.0f} s after the {SECONDS:.0f} s were up"
+                     + (": a thread still sleeps in recv() on the silent client; shut its socket down "
+                        "(shutdown(SHUT_RDWR)) to wake it, then join the thread" if design == "threads" else
+                        ": give select() a timeout and look at the clock"))
+        return
+    if outcome.error is not None:
+        report.check(False, "", f"your server {outcome.problem()}: "
+                     + ("a client that vanished (ConnectionError) must end only its own connection"
+                        if isinstance(outcome.error, ConnectionError) else "catch what a client can cause"))
+        return
+    late = outcome.seconds - SECONDS
+    report.check(-0.2 <= late <= STOP_SLACK, f"it stopped on time ({late:+.2f} s)",
+                 f"it returned after {outcome.seconds:.2f} s, asked for {SECONDS:.0f} s: serve until then, "
+                 "and stop right after")
+    report.check(attack.silent_eof, "the silent client read the end of stream when you stopped",
+                 "the silent client never read the end of stream: close every connected socket when you stop")
+    accepted = sum(1 for c in (*attack.quick, attack.byte_by_byte) if c.reply or c.eof) + attack.silent_connected
+    report.check(isinstance(outcome.value, int) and outcome.value >= accepted,
+                 "it returned the number of clients it accepted",
+                 f"it returned {outcome.value!r}; at least {accepted} clients were accepted: count every accept()")
+
+
+def _judge_leaks(report: Report, attack: Attack, design: str) -> None:
+    watch, outcome = attack.watch, attack.outcome
+    if attack.left_running:
+        report.check(False, "", f"{len(attack.left_running)} process(es) it forked were still running when it "
+                                "returned (we killed them): end and reap every child before you return")
+    if watch.lasting_zombie:
+        report.check(False, "", "its children stayed zombies (state Z in /proc): reap them with os.waitpid() "
+                                "(a SIGCHLD handler, or WNOHANG in the loop)")
+    if watch.listener_in_child:
+        report.check(False, "", "a child process held the listening socket: close it in the child right after fork()")
+    if design == "selector":
+        report.check(watch.max_threads <= 2 and not watch.processes,
+                     "one thread served everyone",
+                     f"the server ran {watch.max_threads} threads"
+                     f"{' and forked' if watch.processes else ''}: serve every client from one thread, with a selector")
+    elif not watch.processes:
+        report.check(watch.max_threads > 2, "each client had a thread of its own",
+                     f"the server never had more than {watch.max_threads} thread(s): start a thread per client")
+    if watch.sockets_after_crowd is not None:
+        report.check(watch.sockets_after_crowd <= 4, "finished clients left no socket open in the server",
+                     f"after the crowd left the server still held {watch.sockets_after_crowd} sockets: close each "
+                     "connected socket once its client is done (recv returned b'' or a ConnectionError)")
+    busy = watch.cpu_seconds > CPU_SHARE * SECONDS + 0.2
+    report.check(not busy, "it slept while nothing happened",
+                 f"it burned {watch.cpu_seconds:.1f} s of CPU in {SECONDS:.0f} s: a loop spins; stop watching a "
+                 "socket for reading after b'', and for writing when nothing is owed")
+    if outcome.ok:
+        report.check(not outcome.left_open, "no socket left open when it returned",
+                     f"still open when it returned: {', '.join(outcome.left_open)}: close every socket you made")
+        report.check(not attack.file_left, "the socket file is gone",
+                     "the socket file is still there: unlink(path) before you return")
+
+
+@checker("Exercise: serve_threads(path, seconds)")
+def check_serve_threads(report: Report, serve_threads) -> None:
+    _judge(report, _attack(serve_threads, greedy=False), "threads")
+
+
+@checker("Exercise: serve_selector(path, seconds)")
+def check_serve_selector(report: Report, serve_selector) -> None:
+    _judge(report, _attack(serve_selector, greedy=True), "selector")
