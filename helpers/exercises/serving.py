@@ -35,14 +35,16 @@ from helpers.workspace import workspace
 
 __all__ = ["check_serve_selector", "check_serve_threads"]
 
-SECONDS = 2.0  # how long the student's server serves before it must stop
+SECONDS = 2.5  # how long the student's server serves before it must stop
 STOP_SLACK = 1.0  # seconds it may take to stop and return
 QUICK = 10  # quick clients that arrive all at once
 QUICK_WAIT = 1.0  # seconds a quick client may wait for its whole answer while a silent client is connected
 BIG = 1_000_000  # bytes the greedy client sends before it reads anything
+START_WINDOW = 5.0  # seconds for the student's process to start and listen, on a loaded machine
+CROWD_TIME = 1.5  # seconds after the start by which every busy client has its answer, or gives up
 SAMPLE = 0.05  # seconds between two readings of the server's process
 ZOMBIE_GRACE = 0.5  # seconds a child may stay a zombie before it counts as never reaped
-CPU_SHARE = 0.3  # of the wall time: above it, the server spins instead of sleeping
+IDLE_SHARE = 0.15  # of a quiet window's wall time: above it (even on a loaded machine), the server spins
 
 
 @dataclass
@@ -72,6 +74,8 @@ class Watch:
     lasting_zombie: bool = False
     listener_in_child: bool = False
     cpu_seconds: float = 0.0
+    idle_cpu: float = 0.0  # CPU seconds used while only idle clients were connected
+    idle_window: float = 0.0
     sockets_after_crowd: int | None = None
 
 
@@ -132,11 +136,11 @@ class _Watcher:
             self.watch.pid = min(roots)
 
     def _run(self) -> None:
-        while not self._stop.wait(SAMPLE):
+        while not self._stop.wait(SAMPLE if self.watch.pid else 0.005):  # find the server at once, then sample
             if self.watch.pid is None:
                 self._find()
-                continue
-            self._read(self.watch.pid)
+            if self.watch.pid is not None:
+                self._read(self.watch.pid)
 
     def _read(self, pid: int) -> None:
         stat = _stat(pid)
@@ -168,6 +172,10 @@ class _Watcher:
         except OSError:
             return None
 
+    def cpu_now(self) -> float:
+        stat = _stat(self.watch.pid) if self.watch.pid else None
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK") if stat else self.watch.cpu_seconds
+
     def stop(self) -> Watch:
         self._stop.set()
         self._thread.join(2.0)
@@ -184,6 +192,7 @@ def _kill_leftovers(watch: Watch) -> list[int]:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
+    wait_until(lambda: all((_stat(pid) or ["Z"])[0] == "Z" for pid in killed), 2.0)  # dead, if not yet reaped
     return killed
 
 
@@ -242,6 +251,7 @@ class Attack:
 
     quick: list[Client]
     byte_by_byte: Client
+    chatty: Client
     greedy: Client | None
     probe: Client | None
     silent_eof: bool
@@ -252,20 +262,52 @@ class Attack:
     file_left: bool
 
 
+def _keep_alive(path: str, client: Client, deadline: float) -> socket.socket | None:
+    """A client that says one thing, reads its answer, and then stays connected in silence."""
+    sock = _connect(path, deadline)
+    if sock is None:
+        client.error = "could not connect"
+        return None
+    try:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        sock.sendall(b"still here")
+        client.sent = b"still here"
+        while len(client.reply) < len(client.sent) and (chunk := sock.recv(100)):
+            client.reply += chunk
+    except OSError as error:
+        client.error = f"{type(error).__name__}: {error}"
+    return sock
+
+
+def _eof_within(sock: socket.socket | None, deadline: float) -> bool:
+    """Does `sock` read the end of stream before `deadline`? (The socket stays open either way.)"""
+    if sock is None:
+        return False
+    try:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        while chunk := sock.recv(65536):
+            del chunk
+        return True
+    except OSError:
+        return False
+
+
 def _attack(function, greedy: bool) -> Attack:
     path = workspace().path(f"ex08-{uuid.uuid4().hex[:6]}.sock")
     run = Background(function, path, SECONDS, timeout=SECONDS + STOP_SLACK + 1.0)
     watcher = _Watcher(path)
-    started = time.monotonic()
+    wait_until(lambda: watcher.watch.pid is not None or run.done(), START_WINDOW)  # its process starts slowly
+    started = time.monotonic()  # about when the student's function started counting its seconds
     stop_at = started + SECONDS
+    crowd_done = started + CROWD_TIME  # every busy client gives up by then: a quiet window follows
     silent = _connect(path, started + SECONDS / 2)
     quick = [Client(f"client {i}") for i in range(1, QUICK + 1)]
-    slow = Client("the byte-at-a-time client")
+    slow, chatty = Client("the byte-at-a-time client"), Client("the client that stays after its answer")
     threads = [threading.Thread(target=_talk, args=(path, c, [f"hello from {c.name}".encode()], 0.0,
-                                                     stop_at), daemon=True) for c in quick]
-    threads.append(threading.Thread(target=_talk, args=(path, slow, [bytes([b]) for b in b"slow\n"], 0.03, stop_at),
-                                    daemon=True))
-    vanishing = _connect(path, stop_at)
+                                                     crowd_done), daemon=True) for c in quick]
+    threads.append(threading.Thread(target=_talk, args=(path, slow, [bytes([b]) for b in b"slow\n"], 0.03,
+                                                        crowd_done), daemon=True))
+    vanishing = _connect(path, crowd_done)
     if vanishing is not None:
         with contextlib.suppress(OSError):
             vanishing.sendall(b"half a requ" + b"x" * 200_000)
@@ -273,27 +315,32 @@ def _attack(function, greedy: bool) -> Attack:
         thread.start()
     if vanishing is not None:
         vanishing.close()  # gone mid-request, its answer unread
+    staying = _keep_alive(path, chatty, crowd_done)
     greedy_client = probe = None
     if greedy:
         greedy_client, probe = Client("the greedy client"), Client("a client served meanwhile")
-        _greedy_then_probe(path, greedy_client, probe, stop_at)
+        _greedy_then_probe(path, greedy_client, probe, crowd_done)
     for thread in threads:
-        thread.join(max(0.0, stop_at - time.monotonic()) + 0.5)
-    wait_until(lambda: watcher.sockets_now() is not None and watcher.sockets_now() <= 3, 0.3)
+        thread.join(max(0.0, crowd_done - time.monotonic()) + 0.5)
+    wait_until(lambda: watcher.sockets_now() is not None and watcher.sockets_now() <= 5, 0.3)
     watcher.watch.sockets_after_crowd = watcher.sockets_now()
-    silent_eof = False
-    if silent is not None:
-        silent.settimeout(max(0.05, stop_at + STOP_SLACK - time.monotonic()))
-        with contextlib.suppress(OSError):
-            silent_eof = silent.recv(1) == b""
-        silent.close()
-    outcome = run.join()
+    quiet_from, cpu_before = time.monotonic(), watcher.cpu_now()
+    time.sleep(max(0.0, stop_at - 0.1 - quiet_from))  # a quiet window: only idle clients are connected now
+    watch = watcher.watch
+    watch.idle_window, watch.idle_cpu = time.monotonic() - quiet_from, watcher.cpu_now() - cpu_before
+    silent_eof = _eof_within(silent, stop_at + STOP_SLACK)
+    chatty.eof = _eof_within(staying, stop_at + STOP_SLACK)
+    outcome = run.join()  # the idle clients stay connected until the server has returned (or was stopped)
+    for sock in (silent, staying):
+        if sock is not None:
+            sock.close()
     watch = watcher.stop()
     left = _kill_leftovers(watch)
     file_left = os.path.lexists(path)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    return Attack(quick, slow, greedy_client, probe, silent_eof, silent is not None, watch, outcome, left, file_left)
+    return Attack(quick, slow, chatty, greedy_client, probe, silent_eof, silent is not None, watch, outcome, left,
+                  file_left)
 
 
 def _greedy_then_probe(path: str, greedy: Client, probe: Client, stop_at: float) -> None:
@@ -312,7 +359,7 @@ def _greedy_then_probe(path: str, greedy: Client, probe: Client, stop_at: float)
         except OSError as error:
             greedy.error = f"{type(error).__name__}: {error}"
             return
-        _talk(path, probe, [b"am I served?"], 0.0, min(stop_at, time.monotonic() + QUICK_WAIT))
+        _talk(path, probe, [b"am I served?"], 0.0, time.monotonic() + QUICK_WAIT)
         try:
             _read_all(sock, greedy, stop_at)
         except TimeoutError:
@@ -326,8 +373,8 @@ def _greedy_then_probe(path: str, greedy: Client, probe: Client, stop_at: float)
 def _judge(report: Report, attack: Attack, design: str) -> None:
     outcome, watch = attack.outcome, attack.watch
     if watch.pid is None:
-        report.check(False, "", "no listening socket appeared at `path`: bind(path), then listen()")
-        report.note_problem(outcome)
+        report.check(False, "", f"your function {outcome.problem()}{_error_hint(outcome.error)}" if not outcome.ok
+                     else "no listening socket appeared at `path`: bind(path), then listen()")
         return
     served = [c for c in attack.quick if c.served]
     slow_quick = [c for c in served if c.waited > QUICK_WAIT]
@@ -335,7 +382,7 @@ def _judge(report: Report, attack: Attack, design: str) -> None:
     if first_bad is not None:
         got = f"got {first_bad.reply[:40]!r}" + (" and no end of stream" if not first_bad.eof else "")
         report.check(False, "", f"{first_bad.name} {got}{' (' + first_bad.error + ')' if first_bad.error else ''}: "
-                     + _hint_unserved(attack, design))
+                     + _hint_unserved(attack, first_bad, design))
     elif slow_quick:
         report.check(False, "", f"{len(slow_quick)} of the {QUICK} clients waited more than {QUICK_WAIT:.0f} s "
                      "while a silent client was connected: serve each client apart from the others "
@@ -343,22 +390,43 @@ def _judge(report: Report, attack: Attack, design: str) -> None:
     else:
         report.check(True, f"{QUICK} clients at once, with a silent client connected: each got its answer and "
                            "the end of stream", "")
-    slow = attack.byte_by_byte
+    slow, chatty = attack.byte_by_byte, attack.chatty
     report.check(slow.served, "the byte-at-a-time client got its answer",
                  f"the byte-at-a-time client got {slow.reply!r}: keep reading until b'', a byte may come at a time")
+    report.check(chatty.reply == chatty.sent.upper(), "a client got its answer before it shut down writing",
+                 f"a client that sent {chatty.sent!r} and waited got {chatty.reply!r}: answer the bytes as they come, "
+                 "not only at the end of the stream")
     if attack.greedy is not None:
         _judge_greedy(report, attack)
     _judge_stop(report, attack, design)
     _judge_leaks(report, attack, design)
 
 
-def _hint_unserved(attack: Attack, design: str) -> str:
-    if attack.watch.processes and not attack.watch.listener_in_child:
-        return "a forking server's parent must close its copy of the connected socket, or the client never sees b''"
-    if not attack.outcome.ok and attack.outcome.error is not None:
-        return f"your server {attack.outcome.problem()}: a client that vanishes must end only its own connection"
-    return ("answer every client with its bytes upper-cased, and close the connection once recv returns b'' "
-            "(the client shut down writing)")
+def _hint_unserved(attack: Attack, client: Client, design: str) -> str:
+    """What most likely kept `client` from its answer, from what the watcher saw."""
+    watch, outcome = attack.watch, attack.outcome
+    one_at_a_time = not client.reply and watch.max_threads <= 2 and not watch.processes
+    if outcome.error is not None and not outcome.timed_out and not one_at_a_time:
+        return f"your server {outcome.problem()}" + _error_hint(outcome.error)
+    if client.reply == client.sent.upper() and not client.eof:
+        if watch.processes:
+            return ("the parent still held its copy of the connected socket: after fork(), the parent must "
+                    "close conn, or the client never reads b''")
+        return "close the connection once recv returns b'' (the client shut down writing), so the client reads b''"
+    if one_at_a_time:
+        return ("your server served one client at a time, and the silent client, connected first, stalled "
+                "everyone: " + ("start a thread per client, and never recv() in the accept loop"
+                                if design == "threads" else "never wait on one client; wait in select()"))
+    return "answer every client with its bytes upper-cased, as they come, until recv returns b''"
+
+
+def _error_hint(error: BaseException) -> str:
+    if isinstance(error, BlockingIOError):
+        return (": on a non-blocking socket send() and sendall() raise BlockingIOError when the buffer is full; "
+                "keep what was not sent and send it when the selector says EVENT_WRITE")
+    if isinstance(error, ConnectionError):
+        return ": a client that vanished (BrokenPipeError, ConnectionResetError) must end only its own connection"
+    return ""
 
 
 def _judge_greedy(report: Report, attack: Attack) -> None:
@@ -368,10 +436,20 @@ def _judge_greedy(report: Report, attack: Attack) -> None:
                  "while one client sent 1 MB and read nothing, another client waited "
                  f"{probe.waited:.1f} s for its answer: a blocking sendall() stalls the whole loop; make every "
                  "socket non-blocking, keep what send() did not take, and send it on EVENT_WRITE")
-    report.check(greedy.served, "the client that sent 1 MB before reading got all of it back",
-                 f"the client that sent {len(greedy.sent)} bytes got {len(greedy.reply)} back"
-                 f"{' (' + greedy.error + ')' if greedy.error else ''}: send() may take less than you give it; "
-                 "keep the rest and send it when the selector says EVENT_WRITE")
+    if greedy.served:
+        report.check(True, "the client that sent 1 MB before reading got all of it back", "")
+    elif len(greedy.reply) > len(greedy.sent):
+        report.check(False, "", f"the client that sent {len(greedy.sent)} bytes got {len(greedy.reply)} back, some twice: "
+                    "sendall() on a non-blocking socket raises BlockingIOError after sending a part, and you sent "
+                    "that part again; use send(), keep only what it did not take, send that on EVENT_WRITE")
+    elif greedy.reply == greedy.sent.upper():
+        report.check(False, "", "the client that sent 1 MB got it all back but never the end of stream: once the client "
+                    "shut down writing and nothing is owed, unregister and close its socket")
+    else:
+        report.check(False, "", f"the client that sent {len(greedy.sent)} bytes got {len(greedy.reply)} back"
+                    f"{' (' + greedy.error + ')' if greedy.error else ''}: send() may take less than you give it, "
+                    "and a client that shut down writing still reads: keep the rest and send it when the "
+                    "selector says EVENT_WRITE, close only when nothing is owed")
 
 
 def _judge_stop(report: Report, attack: Attack, design: str) -> None:
@@ -383,16 +461,15 @@ def _judge_stop(report: Report, attack: Attack, design: str) -> None:
                         ": give select() a timeout and look at the clock"))
         return
     if outcome.error is not None:
-        report.check(False, "", f"your server {outcome.problem()}: "
-                     + ("a client that vanished (ConnectionError) must end only its own connection"
-                        if isinstance(outcome.error, ConnectionError) else "catch what a client can cause"))
+        report.check(False, "", f"your server {outcome.problem()}{_error_hint(outcome.error)}")
         return
     late = outcome.seconds - SECONDS
     report.check(-0.2 <= late <= STOP_SLACK, f"it stopped on time ({late:+.2f} s)",
                  f"it returned after {outcome.seconds:.2f} s, asked for {SECONDS:.0f} s: serve until then, "
                  "and stop right after")
-    report.check(attack.silent_eof, "the silent client read the end of stream when you stopped",
-                 "the silent client never read the end of stream: close every connected socket when you stop")
+    report.check(attack.silent_eof and attack.chatty.eof, "the idle clients read the end of stream when you stopped",
+                 "an idle client never read the end of stream when you stopped: close every connected socket "
+                 "when you stop")
     accepted = sum(1 for c in (*attack.quick, attack.byte_by_byte) if c.reply or c.eof) + attack.silent_connected
     report.check(isinstance(outcome.value, int) and outcome.value >= accepted,
                  "it returned the number of clients it accepted",
@@ -418,13 +495,13 @@ def _judge_leaks(report: Report, attack: Attack, design: str) -> None:
         report.check(watch.max_threads > 2, "each client had a thread of its own",
                      f"the server never had more than {watch.max_threads} thread(s): start a thread per client")
     if watch.sockets_after_crowd is not None:
-        report.check(watch.sockets_after_crowd <= 4, "finished clients left no socket open in the server",
+        report.check(watch.sockets_after_crowd <= 5, "finished clients left no socket open in the server",
                      f"after the crowd left the server still held {watch.sockets_after_crowd} sockets: close each "
                      "connected socket once its client is done (recv returned b'' or a ConnectionError)")
-    busy = watch.cpu_seconds > CPU_SHARE * SECONDS + 0.2
-    report.check(not busy, "it slept while nothing happened",
-                 f"it burned {watch.cpu_seconds:.1f} s of CPU in {SECONDS:.0f} s: a loop spins; stop watching a "
-                 "socket for reading after b'', and for writing when nothing is owed")
+    busy = watch.idle_cpu > max(0.05, IDLE_SHARE * watch.idle_window)
+    report.check(not busy, "it slept while its clients were idle",
+                 f"it burned {watch.idle_cpu:.2f} s of CPU in {watch.idle_window:.2f} s while its clients were idle: "
+                 "a loop spins; stop watching a socket for reading after b'', and for writing when nothing is owed")
     if outcome.ok:
         report.check(not outcome.left_open, "no socket left open when it returned",
                      f"still open when it returned: {', '.join(outcome.left_open)}: close every socket you made")
