@@ -107,6 +107,12 @@ class Server:
         """One reading of every thread of the server process."""
         return threads_of(self.pid)
 
+    def card(self):
+        """A live process card of the server: the main thread, then thread 1, 2, ... in the order they started."""
+        from helpers.widgets import ProcessCard  # here: the server process itself needs no widgets
+
+        return ProcessCard(_ThreadNames(self.pid, self.name))
+
     def children(self) -> list[int]:
         """Pids of the server's child processes (a forking server's), living or zombie."""
         return _children(self.pid)
@@ -164,6 +170,17 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<{self.name} server pid={self.pid} {'running' if self.alive else 'ended'}>"
+
+
+class _ThreadNames:
+    """What a ProcessCard needs to name a process's threads: stable names, whatever the thread ids are."""
+
+    def __init__(self, pid: int, name: str):
+        self.pid, self.name, self.own_fds = pid, name, ()
+
+    def threads(self) -> list[tuple[str, int]]:
+        tids = sorted(s.tid for s in threads_of(self.pid))
+        return [(self.name if tid == self.pid else f"thread {i}", tid) for i, tid in enumerate(tids)]
 
 
 def stop_servers() -> int:
