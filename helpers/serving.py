@@ -179,8 +179,18 @@ class _ThreadNames:
         self.pid, self.name, self.own_fds = pid, name, ()
 
     def threads(self) -> list[tuple[str, int]]:
-        tids = sorted(s.tid for s in threads_of(self.pid))
-        return [(self.name if tid == self.pid else f"thread {i}", tid) for i, tid in enumerate(tids)]
+        """The main thread, then the others by start time (thread ids wrap around: their order is no age)."""
+        others = sorted((_start_ticks(self.pid, s.tid), s.tid) for s in threads_of(self.pid) if s.tid != self.pid)
+        return [(self.name, self.pid), *((f"thread {i}", tid) for i, (_, tid) in enumerate(others, 1))]
+
+
+def _start_ticks(pid: int, tid: int) -> int:
+    """When a thread started, in clock ticks since boot (field 22 of its stat); 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def stop_servers() -> int:
@@ -359,24 +369,33 @@ class Crowd:
 
 # -- the child processes -----------------------------------------------------------------------
 
+_forker = [0]  # the pid of the process that is forking, recorded just before the fork
+
+
+def _remember_forker() -> None:
+    _forker[0] = os.getpid()
+
+
 def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    """In a child a server forked: die when the server dies, also if it died before this ran."""
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != _forker[0]:  # the server is already gone: no signal would ever come
+        os._exit(1)
 
 
 def _serve(path: str, name: str) -> None:
     sources, function = pickle.loads(sys.stdin.buffer.read())
     _raise_fd_limit()
     ctypes.CDLL(None).prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)  # the name ps and /proc show
-    os.register_at_fork(after_in_child=_die_with_parent)  # a forking server's children die with it
+    os.register_at_fork(before=_remember_forker, after_in_child=_die_with_parent)  # children die with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the notebook's Stop button is not for us
+    namespace: dict = {"__name__": "__server__"}
+    exec("import asyncio, errno, os, selectors, signal, socket, socketserver, threading, time\n", namespace)
+    for source in sources:  # before listening: a cell that does not even define its function never listens
+        exec(compile(source, "<cell>", "exec"), namespace)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(128)
-    namespace: dict = {"__name__": "__server__"}
-    exec("import asyncio, errno, os, selectors, signal, socket, socketserver, threading, time\n", namespace)
-    for source in sources:
-        exec(compile(source, "<cell>", "exec"), namespace)
     try:
         namespace[function](listener)
     finally:
