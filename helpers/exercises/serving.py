@@ -43,7 +43,7 @@ BIG = 1_000_000  # bytes the greedy client sends before it reads anything
 START_WINDOW = 5.0  # seconds for the student's process to start and listen, on a loaded machine
 CROWD_TIME = 1.5  # seconds after the start by which every busy client has its answer, or gives up
 SAMPLE = 0.05  # seconds between two readings of the server's process
-ZOMBIE_GRACE = 0.5  # seconds a child may stay a zombie before it counts as never reaped
+ZOMBIE_GRACE = 0.5  # seconds a child may stay a zombie (or keep the listener) before it counts
 IDLE_SHARE = 0.15  # of a quiet window's wall time: above it (even on a loaded machine), the server spins
 
 
@@ -71,6 +71,7 @@ class Watch:
     max_threads: int = 0
     processes: dict[int, float] = field(default_factory=dict)  # pid -> create time, every descendant seen
     zombie_since: dict[int, float] = field(default_factory=dict)
+    holding_since: dict[int, float] = field(default_factory=dict)  # child -> first seen holding the listener
     lasting_zombie: bool = False
     listener_in_child: bool = False
     cpu_seconds: float = 0.0
@@ -158,11 +159,11 @@ class _Watcher:
             if child_stat[0] == "Z":
                 since = self.watch.zombie_since.setdefault(child, now)
                 self.watch.lasting_zombie |= now - since > ZOMBIE_GRACE
-            elif self._inode and child_stat[0] != "Z":
-                target = f"socket:[{self._inode}]"
+            elif self._inode:  # right after fork() every child holds it: only one that keeps it counts
                 with contextlib.suppress(OSError):
-                    if target in fds(child).values():
-                        self.watch.listener_in_child = True
+                    if f"socket:[{self._inode}]" in fds(child).values():
+                        since = self.watch.holding_since.setdefault(child, now)
+                        self.watch.listener_in_child |= now - since > ZOMBIE_GRACE
 
     def sockets_now(self) -> int | None:
         if self.watch.pid is None:
@@ -455,7 +456,7 @@ def _judge_greedy(report: Report, attack: Attack) -> None:
 def _judge_stop(report: Report, attack: Attack, design: str) -> None:
     outcome = attack.outcome
     if outcome.timed_out:
-        report.check(False, "", f"it did not stop {STOP_SLACK + 1:.0f} s after the {SECONDS:.0f} s were up"
+        report.check(False, "", f"it did not stop {STOP_SLACK + 1:.1f} s after its {SECONDS:.1f} s were up"
                      + (": a thread still sleeps in recv() on the silent client; shut its socket down "
                         "(shutdown(SHUT_RDWR)) to wake it, then join the thread" if design == "threads" else
                         ": give select() a timeout and look at the clock"))
@@ -465,7 +466,7 @@ def _judge_stop(report: Report, attack: Attack, design: str) -> None:
         return
     late = outcome.seconds - SECONDS
     report.check(-0.2 <= late <= STOP_SLACK, f"it stopped on time ({late:+.2f} s)",
-                 f"it returned after {outcome.seconds:.2f} s, asked for {SECONDS:.0f} s: serve until then, "
+                 f"it returned after {outcome.seconds:.2f} s, asked for {SECONDS:.1f} s: serve until then, "
                  "and stop right after")
     report.check(attack.silent_eof and attack.chatty.eof, "the idle clients read the end of stream when you stopped",
                  "an idle client never read the end of stream when you stopped: close every connected socket "
