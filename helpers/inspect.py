@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AcceptQueue", "SynSchedule", "TcpSocket", "accept_queue", "connection_state", "fd_flags", "fds", "listeners",
-    "net_counters", "predict_syn_schedule", "retransmissions", "socket_inode", "ss", "syn_schedule", "sysctl",
+    "net_counter", "net_counters", "predict_syn_schedule", "retransmissions", "socket_inode", "ss", "syn_schedule", "sysctl",
     "tcp_sockets", "unix_sockets", "umask_of", "watch_resends",
 ]
 
@@ -319,3 +319,16 @@ def watch_resends(local: tuple[str, int], started: float, stop, timeout: float) 
         times += [now] * (count - len(times))
         time.sleep(0.01)
     return times
+
+
+def net_counter(group: str, name: str) -> int:
+    """One counter of net_counters(), e.g. ("TcpExt", "TCPAbortOnClose"), ("Udp", "NoPorts").
+
+    The kernel counts events no socket call reports: a reset sent because unread bytes were thrown
+    away, a datagram dropped for want of room, a datagram to a port nobody holds. Compare a rise, not
+    an exact value (see net_counters). Introduced in 06-close-semantics.
+    """
+    try:
+        return net_counters()[group][name]
+    except KeyError:
+        raise KeyError(f"no counter {group} {name} in /proc/net/netstat or /proc/net/snmp") from None
