@@ -9,17 +9,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
-CHROMIUM := /usr/bin/chromium
 IS_ROOT := $(filter 0,$(shell id -u))
 START := $(if $(wildcard notebooks/00-start-here.ipynb),/lab/tree/00-start-here.ipynb,/lab)
 LAB_ARGS ?=
 FLAKE_RUNS ?= 5
+# BROWSER=skip: `make test` without the browser tests (and without chromium and libatomic1).
+BROWSER ?=
+SYSTEM_NEEDS := $(if $(filter test,$(MAKECMDGOALS)),$(if $(filter skip,$(BROWSER)),lab,test),lab)
 
 PYTEST_NB := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 60 \
 	--ignore=notebooks/solutions -p no:cacheprovider
+PYTEST_BROWSER := $(if $(filter skip,$(BROWSER)),-m 'not browser')
 LINTED := $(wildcard helpers tests bench)
 
-.PHONY: help lab test flake bench browser venv
+.PHONY: help lab test flake bench system venv
 
 help:
 	@echo "make lab     start JupyterLab on notebooks/00-start-here.ipynb (http://127.0.0.1 only)"
@@ -28,8 +31,13 @@ help:
 	@echo "make bench   optional: helper round trips (bench/run.py), series vs floor and browser (bench/series.py)"
 
 # -- set-up ------------------------------------------------------------------------------------
+# The system packages first (tools/system-check): as root it installs what is missing, otherwise
+# it stops with the `sudo apt-get install ...` line.
+system:
+	@tools/system-check $(SYSTEM_NEEDS)
+
 # The venv is made once; pip runs again only when requirements.txt or pyproject.toml changed.
-$(PY):
+$(PY): | system
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
 	  echo "error: Python >= 3.11 is needed; $(PYTHON): $$($(PYTHON) --version 2>/dev/null || echo not found)" >&2; \
 	  echo "       Install it, or name one: make $(MAKECMDGOALS) PYTHON=python3.12" >&2; exit 1; }
@@ -49,28 +57,14 @@ $(OVERRIDES): etc/jupyterlab-overrides.json $(STAMP)
 venv: $(STAMP) $(OVERRIDES)
 
 # -- the two commands --------------------------------------------------------------------------
-lab: venv
+lab: system venv
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks --LabApp.default_url=$(START) \
 	  $(if $(IS_ROOT),--allow-root) $(LAB_ARGS)
 
-# Debian's chromium for the browser tests; as root we install it, otherwise those tests skip
-# (under CI=true they fail instead).
-browser:
-	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
-	if [ -n "$(IS_ROOT)" ]; then \
-	  echo "Installing chromium for the browser tests (apt-get)"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update && apt-get install -y --no-install-recommends chromium \
-	    || echo "warning: could not install chromium: browser tests will skip (fail under CI=true)" >&2; \
-	else \
-	  echo "note: $(CHROMIUM) is missing and we are not root: browser tests will skip (under CI=true: fail)" >&2; \
-	  echo "      (as root: apt-get install chromium)" >&2; \
-	fi
-
-test: venv browser
+test: system venv
 	@rc=0; \
-	echo "$(PY) -m pytest tests notebooks $(PYTEST_NB)"; \
-	$(PY) -m pytest tests notebooks $(PYTEST_NB) || rc=$$?; \
+	echo "$(PY) -m pytest tests notebooks $(PYTEST_NB) $(PYTEST_BROWSER)"; \
+	$(PY) -m pytest tests notebooks $(PYTEST_NB) $(PYTEST_BROWSER) || rc=$$?; \
 	echo "ruff check $(LINTED)"; \
 	$(VENV)/bin/ruff check --no-cache $(LINTED) || { [ $$rc != 0 ] || rc=1; }; \
 	exit $$rc
