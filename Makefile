@@ -1,4 +1,5 @@
-# Socket Lifecycle Lab: `make lab` to learn, `make test` to check everything.
+# Socket Lifecycle Lab: `make lab` to learn, `make test` to check everything (CI runs it).
+# `make check`: the quick tier for the edit loop (no whole-lesson runs).
 # Optional: `make flake` (notebooks 5 times in a row), `make bench` (timings of the helpers).
 
 SHELL := /bin/bash
@@ -20,13 +21,18 @@ SYSTEM_NEEDS := $(if $(filter test,$(MAKECMDGOALS)),$(if $(filter skip,$(BROWSER
 PYTEST_NB := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 60 \
 	--ignore=notebooks/solutions -p no:cacheprovider
 PYTEST_BROWSER := $(if $(filter skip,$(BROWSER)),-m 'not browser')
+# pytest-xdist workers: the tests mostly wait (on kernels, timeouts, the kernel's timers), so more
+# workers than cores; tests/conftest.py defines the units a worker takes whole (a notebook: one).
+JOBS ?= 4
+PARALLEL := -n $(JOBS) --dist loadscope --no-loadscope-reorder
 LINTED := $(wildcard helpers tests bench)
 
-.PHONY: help lab test flake bench system venv
+.PHONY: help lab test check flake bench system venv
 
 help:
 	@echo "make lab     start JupyterLab on notebooks/00-start-here.ipynb (http://127.0.0.1 only)"
-	@echo "make test    unit tests, notebooks (nbval), browser tests, ruff"
+	@echo "make test    everything: unit, exercises, notebooks (nbval), faults, other settings, browser, ruff"
+	@echo "make check   the quick tier: unit tests, exercises, structure, ruff (no whole-lesson runs)"
 	@echo "make flake   optional: the notebooks $(FLAKE_RUNS) times in a row, counting failures"
 	@echo "make bench   optional: helper round trips (bench/run.py), series vs floor and browser (bench/series.py)"
 
@@ -61,13 +67,22 @@ lab: system venv
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks --LabApp.default_url=$(START) \
 	  $(if $(IS_ROOT),--allow-root) $(LAB_ARGS)
 
-test: system venv
+# pytest with the given arguments, then ruff; ruff runs even when pytest failed, and either fails the target.
+define pytest_then_ruff
 	@rc=0; \
-	echo "$(PY) -m pytest tests notebooks $(PYTEST_NB) $(PYTEST_BROWSER)"; \
-	$(PY) -m pytest tests notebooks $(PYTEST_NB) $(PYTEST_BROWSER) || rc=$$?; \
+	echo "$(PY) -m pytest $(1)"; \
+	$(PY) -m pytest $(1) || rc=$$?; \
 	echo "ruff check $(LINTED)"; \
 	$(VENV)/bin/ruff check --no-cache $(LINTED) || { [ $$rc != 0 ] || rc=1; }; \
 	exit $$rc
+endef
+
+test: system venv
+	$(call pytest_then_ruff,tests notebooks $(PYTEST_NB) $(PARALLEL) $(PYTEST_BROWSER))
+
+# Tests marked `lessons` run whole notebooks in kernels (faults, other settings, browser): make test only.
+check: system venv
+	$(call pytest_then_ruff,tests -m 'not lessons' $(PARALLEL))
 
 # -- optional ----------------------------------------------------------------------------------
 flake: venv

@@ -7,10 +7,17 @@ Fixtures (request them by name, or `pytestmark = pytest.mark.usefixtures("nothin
     no_fd_left           no socket or pipe descriptor opened by the test still open in this process
     nothing_left_behind  all three
 
-Parallel runs (`pytest -n N --dist loadgroup`, pytest-xdist): tests that share a module-scoped
-fixture or a notebook's kernel must stay on one worker, so each test is grouped by its file (as
-`--dist loadfile` would: nbval's cells of one notebook share its kernel), except the fault tests,
-whose lessons are independent and each long: one group per lesson.
+Parallel runs (`pytest -n N --dist loadscope --no-loadscope-reorder`, pytest-xdist): the scope
+of a test, the unit a worker takes whole, is defined here (`pytest_xdist_make_scheduler`):
+
+    notebooks/NN-x.ipynb         one unit per notebook: nbval's cells share the notebook's kernel
+    tests/test_browser.py        BROWSER_UNITS units, each on one worker with its own JupyterLab
+                                 (a module-scoped fixture) and Chromium
+    anything else                one unit per test, so the lessons' fault tests spread
+
+The longest units are handed out first (LONGEST_FIRST orders the collection). xdist's own
+`--dist loadgroup` cannot do this with pytest 9: it renames the items' node ids, which pytest 9
+computes instead of storing.
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ import pytest
 from helpers import workspace
 from helpers.observe import wait_until
 
-SPREAD_BY_PARAMETER = {"tests/test_faults.py"}  # one group per parametrized case, not per file
+LONGEST_FIRST = ("tests/test_browser.py", "tests/test_other_settings.py", "tests/test_faults.py", "notebooks/")
+SHARED_BY_FILE = ("notebooks/",)
+BROWSER = "tests/test_browser.py"
+BROWSER_UNITS = 2
 
 
 def pytest_report_header(config):
@@ -37,14 +47,40 @@ def pytest_report_header(config):
     return [f"chromium: {chromium} {state}"]
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def _rank(item: pytest.Item) -> int:
+    return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
+
+
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        path = item.nodeid.split("::", 1)[0]
-        group = item.nodeid if path in SPREAD_BY_PARAMETER else path
-        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=_rank)  # stable: within a rank, the order of collection
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Units(LoadScopeScheduling):
+        """LoadScopeScheduling with the scopes described at the top of this file."""
+
+        def __init__(self, config, log=None):
+            super().__init__(config, log)
+            self._units: dict[str, str] = {}
+            self._browser_tests = 0
+
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid not in self._units:  # first seen in collection order (schedule())
+                path = nodeid.split("::", 1)[0]
+                if path.startswith(SHARED_BY_FILE):
+                    self._units[nodeid] = path
+                elif path == BROWSER:
+                    self._units[nodeid] = f"{path}#{self._browser_tests % BROWSER_UNITS}"
+                    self._browser_tests += 1
+                else:
+                    self._units[nodeid] = nodeid
+            return self._units[nodeid]
+
+    return Units(config, log)
 
 
 def _descendants() -> dict[int, str]:

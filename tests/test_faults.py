@@ -30,7 +30,7 @@ from kernels import NOTEBOOKS, Cell, Kernel, code_cells, gone_within, long_tmpdi
 from helpers.inspect import ss
 from helpers.workspace import sweep
 
-pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no lesson notebooks yet")
+pytestmark = [pytest.mark.lessons, pytest.mark.skipif(not NOTEBOOKS, reason="no lesson notebooks yet")]
 LESSONS = [pytest.param(nb, id=nb.stem) for nb in NOTEBOOKS]
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 from kernels import NOTEBOOKS, ROOT, long_tmpdir
 
+pytestmark = pytest.mark.lessons
 USER = "nobody"
 SOMAXCONN = 128
 LINEAR_TIMEOUTS = "/proc/sys/net/ipv4/tcp_syn_linear_timeouts"
