@@ -11,8 +11,9 @@ combines every odd condition we promise to hold under:
 The main nbval run of `make test` covers root, umask 022, the host's settings; this one covers the
 rest, once (one run of the series costs minutes). Root builds the namespace and writes its sysctls,
 then drops to `nobody` inside it (setpriv). The notebooks run from a world-readable copy of the
-repository with a virtual environment of its own (root's checkout may sit in /root, which `nobody`
-cannot enter), cached per checkout under /tmp.
+repository (root's checkout may sit in /root, which `nobody` cannot enter), with a virtual
+environment `nobody` can run: the packages of ours, hard-linked under a venv of a Python of the
+same version that `nobody` can reach (seconds), or else a pip install, cached per checkout in /tmp.
 
 Skips when not root; under CI=true, not being able to build the namespace is a failure.
 """
@@ -26,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -95,6 +97,34 @@ def _world_readable_checkout(home: Path) -> Path:
     return repo
 
 
+def _version(python: str, user: str) -> str:
+    return subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"], user=user, cwd="/",
+                          capture_output=True, text=True).stdout.strip()
+
+
+def _venv_of_our_packages(home: Path, repo: Path, python: str) -> Path | None:
+    """A venv of `python` holding our venv's packages, hard-linked (copied if it must), with `helpers`
+    from the copy `repo`; None when `python` is another version than ours or the result does not run."""
+    if sys.prefix == sys.base_prefix or _version(python, USER) != _version(sys.executable, "root"):
+        return None
+    venv = home / "venv-linked"
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True)
+    ours = Path(sysconfig.get_paths()["purelib"])
+    packages = venv / ours.relative_to(sys.prefix)
+    shutil.rmtree(packages)
+    if subprocess.run(["cp", "-al", str(ours), str(packages)], capture_output=True).returncode != 0:
+        shutil.rmtree(packages, ignore_errors=True)  # another file system: copy instead
+        subprocess.run(["cp", "-a", str(ours), str(packages)], check=True)
+    for editable in packages.glob("__editable__*"):  # they point at our checkout, not at `repo`
+        editable.unlink()
+    (packages / "socket-lab-repo.pth").write_text(f"{repo}\n")
+    subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)  # only adds read: harmless to the linked originals
+    probe = subprocess.run([str(venv / "bin/python"), "-c", "import nbval, ipykernel, helpers; print(helpers.__file__)"],
+                           user=USER, cwd="/", capture_output=True, text=True)
+    return venv if probe.returncode == 0 and probe.stdout.startswith(str(repo)) else None
+
+
 def _venv(home: Path, repo: Path, python: str) -> Path:
     venv = home / "venv"
     stamp = venv / ".installed"
@@ -137,7 +167,8 @@ def test_every_notebook_passes_nbval_as_nobody_umask_077_long_tmpdir_other_socke
         cannot(f"`unshare -n` failed here (a container without CAP_SYS_ADMIN?): {probe.stderr.strip()}")
     entry = pwd.getpwnam(USER)
     repo = _world_readable_checkout(home)
-    venv = _venv(home, repo, _python_for(USER))
+    python = _python_for(USER)
+    venv = _venv_of_our_packages(home, repo, python) or _venv(home, repo, python)
 
     private = home / "run"
     private.mkdir()
