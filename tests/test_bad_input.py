@@ -12,13 +12,12 @@ import signal
 import socket
 from socket import AF_INET, AF_UNIX, SOCK_DGRAM, SOCK_STREAM
 
-import psutil
 import pytest
 
 from helpers import Puppet, PuppetBusy, PuppetExited, workspace
 from helpers.exercises import run_student
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("no_process_left", "no_fd_left")]  # tests/conftest.py
 
 
 @pytest.fixture
@@ -31,20 +30,6 @@ def srv():
 def other():
     with Puppet("other") as puppet:
         yield puppet
-
-
-@pytest.fixture(autouse=True)
-def no_process_left_behind():
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
-    yield
-    from helpers.observe import wait_until
-
-    def extra():
-        return [p for p in psutil.Process().children(recursive=True)
-                if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE]
-
-    wait_until(lambda: not extra(), 3.0)
-    assert not extra(), f"processes left behind: {extra()}"
 
 
 _made: list[str] = []
