@@ -1,7 +1,7 @@
 """Checkers for the accept exercises: a server that serves client after client, and one that can
 be stopped from another thread. Introduced in 04-accept.
 
-The student's server runs in a child process (`run_student`); real clients connect to it from a
+The student's server runs in a child process (`run_isolated`); real clients connect to it from a
 thread of the kernel, every step bounded by a timeout, and record what they saw:
 
     kernel thread: clients                      child process: the student's server
@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 
 from helpers.exercises.report import Report, checker
-from helpers.exercises.runner import Outcome, run_student
+from helpers.exercises.runner import Outcome, run_isolated
 from helpers.workspace import workspace
 
 __all__ = ["check_serve_clients", "check_serve_until_stopped"]
@@ -81,7 +81,7 @@ def _run_with_clients(function, path: str, args: tuple, messages: list, timeout:
     thread = threading.Thread(target=clients, daemon=True, name="exercise-clients")
     thread.start()
     try:
-        outcome = run_student(function, path, *args, timeout=timeout)
+        outcome = run_isolated(function, path, *args, timeout=timeout)
     finally:
         server_done.set()
         thread.join(CONNECT_WINDOW + 2 * READ_TIMEOUT)

@@ -1,10 +1,10 @@
 """Checkers for the exercises of 06-close-semantics: ending a conversation on a stream socket.
 
-Each checker runs the student's function in a child process (`run_student`, in a thread of ours)
+Each checker runs the student's function in a child process (`run_isolated`, in a thread of ours)
 while a puppet plays the other end, driven call by call from here:
 
     checker thread                    student's process               puppet (the peer)
-    start run_student ------------->  serve_one(path): bind, listen
+    start run_isolated ------------->  serve_one(path): bind, listen
     wait until `path` listens
                                       accept  <---------------------  connect, send, SHUT_WR
     watch what the puppet receives    recv ... b'' (EOF), reply, close

@@ -1,7 +1,7 @@
 """Checkers for the connect exercises: backoff delays with jitter, and a client that retries until a
 late server comes up. Introduced in 05-connect-and-retries.
 
-`connect_with_retry` is run three times, each time in a fresh child process (`run_student`):
+`connect_with_retry` is run three times, each time in a fresh child process (`run_isolated`):
 
     a server that comes up late   it must connect soon after the server listens, and return the socket
     a server that never comes     it must give up after `attempts` tries, having waited the right delays
@@ -19,7 +19,7 @@ import time
 import uuid
 
 from helpers.exercises.report import Report, checker
-from helpers.exercises.runner import Outcome, run_student
+from helpers.exercises.runner import Outcome, run_isolated
 from helpers.workspace import workspace
 
 __all__ = ["check_backoff_delays", "check_connect_with_retry"]
@@ -35,7 +35,7 @@ def _numbers(value) -> bool:
 @checker("Exercise: backoff_delays(n, base, cap)")
 def check_backoff_delays(report: Report, backoff_delays) -> None:
     n, base, cap = 40, 0.1, 1.0
-    runs = [run_student(backoff_delays, n, base, cap) for _ in range(2)]
+    runs = [run_isolated(backoff_delays, n, base, cap) for _ in range(2)]
     for outcome in runs:
         if not outcome.ok:
             report.check(False, "", f"backoff_delays({n}, {base}, {cap}) {outcome.problem()}")
@@ -111,7 +111,7 @@ def _late_server(report: Report, connect_with_retry) -> None:
     thread = threading.Thread(target=server, daemon=True, name="exercise-late-server")
     thread.start()
     try:
-        outcome = run_student(connect_with_retry, path, attempts, base, cap, timeout=4.0)
+        outcome = run_isolated(connect_with_retry, path, attempts, base, cap, timeout=4.0)
     finally:
         stop.set()
         thread.join(2.0)
@@ -142,7 +142,7 @@ def _never_up(report: Report, connect_with_retry) -> None:
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         stale.bind(path)  # bound, never listening: connect gets ECONNREFUSED every time
-        outcome = run_student(connect_with_retry, path, attempts, base, cap, timeout=2.5)
+        outcome = run_isolated(connect_with_retry, path, attempts, base, cap, timeout=2.5)
     finally:
         stale.close()
         _remove(path)
@@ -173,7 +173,7 @@ def _cannot_work(report: Report, connect_with_retry) -> None:
         pass
     path = os.path.join(not_a_dir, "server.sock")
     try:
-        outcome = run_student(connect_with_retry, path, 4, 0.1, 0.2, timeout=2.5)
+        outcome = run_isolated(connect_with_retry, path, 4, 0.1, 0.2, timeout=2.5)
     finally:
         os.unlink(not_a_dir)
     call = "connect_with_retry(path, 4, 0.1, 0.2) where a part of the path is a regular file"

@@ -21,7 +21,7 @@ import time
 import uuid
 
 from helpers.exercises.report import Report, checker
-from helpers.exercises.runner import Outcome, run_student
+from helpers.exercises.runner import Outcome, run_isolated
 from helpers.inspect import accept_queue
 from helpers.puppet import Puppet
 from helpers.workspace import workspace
@@ -64,7 +64,7 @@ def check_queued_connections(report: Report, queued_connections) -> None:
             for _ in range(accept):
                 listener.accept()
             truth = accept_queue(address).queued
-            outcome = run_student(queued_connections, port)
+            outcome = run_isolated(queued_connections, port)
             left_open += outcome.left_open
             after = accept_queue(address).queued
             where = f"with {truth} connection{'s' if truth != 1 else ''} waiting (backlog {BACKLOG})"
@@ -142,7 +142,7 @@ def check_connect_with_deadline(report: Report, connect_with_deadline) -> None:
             listener = server.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(paths[0])
             listener.listen(4)
-            outcome = run_student(connect_with_deadline, paths[0], 2.0, timeout=5.0)
+            outcome = run_isolated(connect_with_deadline, paths[0], 2.0, timeout=5.0)
             left_open += outcome.left_open
             if not outcome.ok:
                 report.check(False, "", f"a server with room in its queue: your function {outcome.problem()}")
@@ -153,7 +153,7 @@ def check_connect_with_deadline(report: Report, connect_with_deadline) -> None:
             # 2. full for good
             seconds = 1.0
             _full_unix_server(server, other, paths[1])
-            outcome = run_student(connect_with_deadline, paths[1], seconds, timeout=seconds + 3.0)
+            outcome = run_isolated(connect_with_deadline, paths[1], seconds, timeout=seconds + 3.0)
             left_open += outcome.left_open
             where = f"a queue that stays full, deadline {seconds} s"
             if not outcome.ok:
@@ -175,7 +175,7 @@ def check_connect_with_deadline(report: Report, connect_with_deadline) -> None:
             busy = _full_unix_server(server, other, paths[2])
             box: dict[str, Outcome] = {}
             runner = threading.Thread(
-                target=lambda: box.update(outcome=run_student(connect_with_deadline, paths[2], seconds,
+                target=lambda: box.update(outcome=run_isolated(connect_with_deadline, paths[2], seconds,
                                                               timeout=seconds + 2.0)),
                 daemon=True, name="exercise-deadline")
             runner.start()
