@@ -70,10 +70,10 @@ class Report:
         if any(o.timed_out for o in self.outcomes):
             raise _Hung
 
-    def run(self, func, *args, timeout: float) -> Outcome:
+    def run(self, func, *args, timeout: float, repeat: int | None = None) -> Outcome:
         """run_isolated, remembered for the final checks; after a hang, stop the checker instead."""
         self._before_run()
-        outcome = run_isolated(func, *args, timeout=timeout)
+        outcome = run_isolated(func, *args, timeout=timeout, repeat=repeat)
         self.outcomes.append(outcome)
         return outcome
 

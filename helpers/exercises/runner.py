@@ -171,8 +171,9 @@ def _broken(text: str) -> Outcome:
     return Outcome(error=RuntimeError(f"the exercise runner itself failed: {text}"))
 
 
-def run_isolated(func, *args, timeout: float = 5.0) -> Outcome:
+def run_isolated(func, *args, timeout: float = 5.0, repeat: int | None = None) -> Outcome:
     """Call `func(*args)` in a fresh process under a supervisor; stop it after `timeout` seconds.
+    With `repeat`, call it that many times there and bring back the list of values.
 
     Whatever the function does (fork, detach, print forever, leave threads or sockets), it comes
     back as an Outcome, every process it started is killed, and this returns within
@@ -181,7 +182,7 @@ def run_isolated(func, *args, timeout: float = 5.0) -> Outcome:
     if not callable(func):
         raise TypeError(f"expected a function, got {type(func).__name__}: define it with def, then pass its name")
     source, name = source_of(func)
-    job = pickle.dumps({"source": source, "name": name, "args": args, "timeout": timeout})
+    job = pickle.dumps({"source": source, "name": name, "args": args, "timeout": timeout, "repeat": repeat})
     proc = processes.start("exercises.sandbox", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, cwd=workspace().dir)
     try:

@@ -84,7 +84,7 @@ def _lingering_threads() -> list[str]:
             if t is not threading.main_thread() and not t.daemon and t.is_alive()]
 
 
-def _student(source: str, name: str, args: tuple, out_w: int, result_w: int) -> None:
+def _student(source: str, name: str, args: tuple, repeat: int | None, out_w: int, result_w: int) -> None:
     """Run in the forked child: become a session of its own, run the function, report, _exit."""
     os.setsid()  # its own session and process group: a Ctrl-C of the notebook is not its business
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -112,7 +112,8 @@ def _student(source: str, name: str, args: tuple, out_w: int, result_w: int) -> 
         value = None
         try:
             exec(compile(source, "<your cell>", "exec"), namespace)
-            value = namespace[name](*args)
+            func = namespace[name]
+            value = func(*args) if repeat is None else [func(*args) for _ in range(repeat)]
             result["value"] = plain.encode(value)
         except BaseException as exc:  # the student's error is a result, not a crash of ours
             exc.__traceback__ = None
@@ -280,7 +281,7 @@ def _wait_child(pid: int, pipes: _Pipes, until: float) -> tuple[int, object] | N
             time.sleep(0.01)
 
 
-def supervise(source: str, name: str, args: tuple, timeout: float) -> dict:
+def supervise(source: str, name: str, args: tuple, timeout: float, repeat: int | None = None) -> dict:
     out_r, out_w = os.pipe()
     result_r, result_w = os.pipe()
     forked = time.monotonic()
@@ -289,7 +290,7 @@ def supervise(source: str, name: str, args: tuple, timeout: float) -> dict:
         try:
             os.close(out_r)
             os.close(result_r)
-            _student(source, name, args, out_w, result_w)
+            _student(source, name, args, repeat, out_w, result_w)
         finally:
             os._exit(70)
     os.close(out_w)
@@ -347,7 +348,7 @@ def main() -> None:
         os._exit(1)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     job = pickle.loads(sys.stdin.buffer.read())  # from the kernel, which started us: trusted
-    report = supervise(job["source"], job["name"], job["args"], job["timeout"])
+    report = supervise(job["source"], job["name"], job["args"], job["timeout"], job.get("repeat"))
     sys.stdout.write(json.dumps(report))
     sys.stdout.flush()
 
