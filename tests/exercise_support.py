@@ -33,7 +33,7 @@ def assert_caught(report, phrases: list[str]) -> None:
     """A wrong solution must fail, and the report must say why in these words."""
     assert not report.passed, repr(report)
     for phrase in phrases:
-        assert phrase in repr(report)
+        assert phrase in repr(report), repr(report)
 
 
 def _descendants() -> list[str]:

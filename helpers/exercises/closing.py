@@ -20,7 +20,7 @@ from __future__ import annotations
 import socket
 import time
 
-from helpers.exercises.kit import limit, scratch_path, shown
+from helpers.exercises.kit import limit, scratch_path, shown, started
 from helpers.exercises.report import checker
 from helpers.exercises.runner import Outcome
 from helpers.inspect import accept_queue
@@ -83,7 +83,7 @@ def check_serve_one(report, serve_one) -> None:
     pieces = _pieces(rng, request, rng.randint(3, 5))
     with scratch_path("srv") as path, Puppet("client") as client:
         run = report.background(serve_one, path, timeout=limit(EARLY * (len(pieces) + 1) + 1.0))
-        listening = wait_until(lambda: accept_queue(path) is not None or run.done(), limit()) \
+        listening = started(run) and wait_until(lambda: accept_queue(path) is not None or run.done(), limit()) \
             and accept_queue(path) is not None
         if not report.check(listening, "a listening socket appeared at the path (ss -xl sees it)",
                             "no listening socket appeared at `path`: bind(path), then listen()"):
@@ -135,7 +135,7 @@ def check_ask(report, ask) -> None:
         listener.listen(1)
         accepting = listener.accept()
         run = report.background(ask, path, request, timeout=limit(EARLY * 4 + 1.0))
-        wait_until(lambda: accepting.done() or run.done(), limit())
+        started(run) and wait_until(lambda: accepting.done() or run.done(), limit())
         if not report.check(accepting.done(), "you connected to the server",
                             "your function never connected to `path`: socket(AF_UNIX, SOCK_STREAM), then "
                             "connect(path)"):

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 
-from helpers.exercises.kit import busy, limit, ran, scratch_path, shown, spin_message
+from helpers.exercises.kit import busy, limit, ran, scratch_path, shown, spin_message, started
 from helpers.exercises.plain import type_name
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome
@@ -81,11 +81,17 @@ def check_backoff_delays(report: Report, backoff_delays) -> None:
     if runs is None:
         return
     report.ok(f"returned a list of {n} delays")
+    bounds = [base * 2 ** k for k in range(n)]
+    exact = next((k for k, bound in enumerate(bounds) if all(run[k] == bound for run in runs)), None)
+    if exact is not None:
+        report.fail(f"delay {exact} was its bound {bounds[exact]:g} in every call: add jitter to every delay, draw "
+                    "each one at random between 0 and its bound (random.uniform), or every client waits in lock-step")
+        return
     if len({tuple(r) for r in runs}) < calls // 2:
         report.fail(f"{calls} calls returned only {len({tuple(r) for r in runs})} different lists: draw fresh random "
                     "numbers (no fixed seed)")
         return
-    if not _per_k(report, runs, [base * 2 ** k for k in range(n)], None):
+    if not _per_k(report, runs, bounds, None):
         return
     report.ok(f"over {calls} calls every delay k spread from 0 up to base * 2**k (full jitter)")
     n, base, cap, calls = 12, 0.1, report.rng.choice([0.8, 1.0, 1.5]), 200
@@ -124,12 +130,15 @@ def _late_server(report: Report, connect_with_retry, path: str) -> None:
                 conn.close()
 
     thread = threading.Thread(target=server, daemon=True, name="exercise-late-server")
-    thread.start()
+    run = report.background(connect_with_retry, path, attempts, base, cap, timeout=limit(up_after + 1.0))
     try:
-        outcome = report.run(connect_with_retry, path, attempts, base, cap, timeout=limit(up_after + 1.0))
+        started(run)  # the server's clock starts with the student's process
+        thread.start()
+        outcome = run.join()
     finally:
         stop.set()
-        thread.join(2.0)
+        if thread.ident:
+            thread.join(2.0)
     call = f"connect_with_retry(path, {attempts}, {base}, {cap}) with a server that comes up after {up_after} s"
     if not outcome.ok:
         hint = ("; keep retrying after FileNotFoundError and ConnectionRefusedError: the server has not bound or is "
@@ -155,12 +164,15 @@ def _never_up(report: Report, connect_with_retry, path: str) -> None:
     delays = [min(cap, base * 2 ** k) for k in range(attempts - 1)]
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     appears = threading.Timer(base * 1.5, stale.bind, args=(path,))  # ENOENT first, then ECONNREFUSED
+    run = report.background(connect_with_retry, path, attempts, base, cap, timeout=limit(sum(delays)))
     try:
+        started(run)  # the file appears after the student's first attempt, not before it
         appears.start()
-        outcome = report.run(connect_with_retry, path, attempts, base, cap, timeout=limit(sum(delays)))
+        outcome = run.join()
     finally:
         appears.cancel()
-        appears.join()
+        if appears.ident:
+            appears.join()
         stale.close()
     call = f"connect_with_retry(path, {attempts}, {base}, {cap:g}) with nobody listening"
     if outcome.timed_out or outcome.ended:

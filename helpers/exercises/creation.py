@@ -18,7 +18,7 @@ import subprocess
 from socket import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_RAW, SOCK_RDM, SOCK_SEQPACKET, SOCK_STREAM
 
 from helpers import processes
-from helpers.exercises.kit import is_int, limit, ran, shown
+from helpers.exercises.kit import STARTUP, is_int, limit, ran, shown
 from helpers.exercises.report import Report, checker
 from helpers.inspect import fds
 
@@ -43,6 +43,7 @@ class Holder:
     def __init__(self):
         self.proc = processes.start("exercises.holder", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.pid = self.proc.pid
+        self._answer(STARTUP)  # "ready": its own pipes are in place, what the student sees is settled
 
     def _ask(self, line: str, timeout: float = 3.0) -> str:
         """One command, one answer; TimeoutError if the process was stopped, EOFError if it died."""
@@ -51,6 +52,9 @@ class Holder:
             self.proc.stdin.flush()
         except OSError as error:
             raise EOFError("the process is gone") from error
+        return self._answer(timeout)
+
+    def _answer(self, timeout: float) -> str:
         if _stopped(self.pid):
             raise TimeoutError("the process is stopped")
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
@@ -99,8 +103,8 @@ def _fill(holder: Holder, rng, sockets: int, traps: int) -> None:
     kinds = [rng.choice(("socket", "dgram", "pair")) for _ in range(sockets)] + \
         [rng.choice(TRAPS) for _ in range(traps)]
     rng.shuffle(kinds)
-    opened = [fd for kind in kinds for fd in holder.open(kind)]
-    for fd in rng.sample(opened, k=min(2, len(opened) - 1)):
+    opened = sorted(fd for kind in kinds for fd in holder.open(kind))
+    for fd in rng.sample(opened[:-1], k=min(2, len(opened) - 1)):  # holes below the highest
         holder.close(fd)
 
 

@@ -53,6 +53,7 @@ def main() -> None:
     commands = os.fdopen(fcntl.fcntl(0, fcntl.F_DUPFD, 100), "rb", buffering=0)
     answers = os.fdopen(fcntl.fcntl(1, fcntl.F_DUPFD, 100), "w", buffering=1)
     keep: list = []
+    answers.write("ready\n")
     for line in iter(commands.readline, b""):
         verb, _, what = line.decode().strip().partition(" ")
         if verb == "open":

@@ -14,15 +14,18 @@ import os
 import shutil
 import uuid
 
-from helpers.exercises.plain import Shown, type_name
+from helpers.exercises.plain import type_name
 from helpers.exercises.runner import Outcome
+from helpers.observe import wait_until
 from helpers.workspace import workspace
 
-__all__ = ["ALLOWANCE_ENV", "Shown", "busy", "is_int", "limit", "ran", "scratch_path", "shown", "spin_message"]
+__all__ = ["ALLOWANCE_ENV", "STARTUP", "busy", "is_int", "limit", "ran", "scratch_path", "shown", "spin_message",
+           "started"]
 
 ALLOWANCE_ENV = "SLL_EXERCISE_ALLOWANCE"
 ALLOWANCE = 3.0  # seconds a function may run beyond what its scenario needs, on a slow or busy machine
 SLACK = 0.15  # seconds of scheduling noise forgiven around a measured wait (a loaded machine, 2 cores)
+STARTUP = 10.0  # seconds a checker waits for the student's process to start (a busy machine is slow)
 
 
 def limit(scenario: float = 0.0) -> float:
@@ -48,6 +51,11 @@ def scratch_path(stem: str, suffix: str = ".sock"):
                 os.unlink(path)
 
 
+def started(run) -> bool:
+    """Wait until the student's function runs (a Background), so that a scenario's clock starts then."""
+    return wait_until(run.started, STARTUP)
+
+
 def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -68,8 +76,10 @@ def ran(report, outcome: Outcome, call: str) -> bool:
 
 
 def busy(outcome: Outcome) -> bool:
-    """Did the function spin instead of waiting? (CPU time above a quarter of its wall time)"""
-    return outcome.cpu_seconds > 0.25 * outcome.seconds + 0.1
+    """Did the function spin instead of waiting? (CPU time above a sixth of its wall time: a loop that
+    waits uses a few hundredths of a second; one that spins, on a machine shared with other busy
+    processes, still gets far more than a sixth of a core)"""
+    return outcome.cpu_seconds > outcome.seconds / 6 + 0.05
 
 
 def spin_message(outcome: Outcome) -> str:

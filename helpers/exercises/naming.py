@@ -21,7 +21,7 @@ import pwd
 import socket
 import uuid
 
-from helpers.exercises.kit import is_int, limit, ran, scratch_path, shown
+from helpers.exercises.kit import is_int, limit, ran, scratch_path, shown, started
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome
 from helpers.inspect import unix_sockets
@@ -156,7 +156,7 @@ def _serve_once(report: Report, peer_uid, user: str | None) -> None:
     at = "@" + name[1:]  # how /proc/net/unix and ss show an abstract name
     with Puppet("exercise-client", user=user) as client:
         run = report.background(peer_uid, name, timeout=limit(1.0))
-        listening = wait_until(lambda: _listening(at) or run.done(), limit(1.0)) and _listening(at)
+        listening = started(run) and wait_until(lambda: _listening(at) or run.done(), limit(1.0)) and _listening(at)
         if listening:
             client.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect(name)
         outcome = run.join()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import socket
 import time
 
-from helpers.exercises.kit import SLACK, busy, is_int, limit, ran, scratch_path, shown, spin_message
+from helpers.exercises.kit import SLACK, busy, is_int, limit, ran, scratch_path, shown, spin_message, started
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome
 from helpers.inspect import AcceptQueue, accept_queue
@@ -72,6 +72,10 @@ def check_queued_connections(report: Report, queued_connections) -> None:
                             "that connection now waits in the queue too. Read the count from the kernel (ss, "
                             "/proc/net/tcp) instead of connecting")
                 return
+            if isinstance(outcome.error, ValueError) and "base 10" in str(outcome.error):
+                report.fail(f"{where}: your function {outcome.problem()}: the queue lengths in /proc/net/tcp are in "
+                            "hex: int(rx_queue, 16)")
+                return
             if not ran(report, outcome, where):
                 return
             value = outcome.value
@@ -87,7 +91,7 @@ def check_queued_connections(report: Report, queued_connections) -> None:
             elif value == decoy_count:
                 why = ("that is another listener's queue: pick the line whose local port is yours (in /proc/net/tcp "
                        "the port is in hex)")
-            elif truth >= 10 and value == int(f"{truth:x}"):
+            elif f"{truth:x}".isdigit() and value == int(f"{truth:x}"):  # hex digits read as decimal
                 why = "the queue lengths in /proc/net/tcp are in hex: int(rx_queue, 16)"
             elif value > truth:
                 why = ("you may be counting established connections on the port, or both of their ends; count only "
@@ -155,6 +159,7 @@ def _freed(report: Report, connect_with_deadline, server: Puppet, other: Puppet,
     seconds, frees_after = 2.5, round(report.rng.uniform(0.6, 0.9), 2)
     busy_listener = _full_unix_server(server, other, path)
     run = report.background(connect_with_deadline, path, seconds, timeout=limit(seconds))
+    started(run)
     time.sleep(frees_after)  # the scenario's schedule: the server catches up after a while
     busy_listener.accept()
     freed = time.monotonic()

@@ -171,9 +171,10 @@ def _broken(text: str) -> Outcome:
     return Outcome(error=RuntimeError(f"the exercise runner itself failed: {text}"))
 
 
-def run_isolated(func, *args, timeout: float = 5.0, repeat: int | None = None) -> Outcome:
+def run_isolated(func, *args, timeout: float = 5.0, repeat: int | None = None, on_start=None) -> Outcome:
     """Call `func(*args)` in a fresh process under a supervisor; stop it after `timeout` seconds.
-    With `repeat`, call it that many times there and bring back the list of values.
+    With `repeat`, call it that many times there and bring back the list of values. `on_start`
+    is called with the supervisor's pid once it runs (Background uses it to see the function start).
 
     Whatever the function does (fork, detach, print forever, leave threads or sockets), it comes
     back as an Outcome, every process it started is killed, and this returns within
@@ -185,6 +186,8 @@ def run_isolated(func, *args, timeout: float = 5.0, repeat: int | None = None) -
     job = pickle.dumps({"source": source, "name": name, "args": args, "timeout": timeout, "repeat": repeat})
     proc = processes.start("exercises.sandbox", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, cwd=workspace().dir)
+    if on_start is not None:
+        on_start(proc.pid)
     try:
         out, err = proc.communicate(job, timeout=timeout + MARGIN)
     except subprocess.TimeoutExpired:
@@ -210,14 +213,31 @@ class Background:
     def __init__(self, func, *args, timeout: float = 5.0):
         self.outcome: Outcome | None = None
         self._timeout = timeout
+        self._supervisor: int | None = None
         self._thread = threading.Thread(target=self._run, args=(func, args), daemon=True, name="exercise-run")
         self._thread.start()
 
     def _run(self, func, args) -> None:
         try:
-            self.outcome = run_isolated(func, *args, timeout=self._timeout)
+            self.outcome = run_isolated(func, *args, timeout=self._timeout, on_start=self._started_by)
         except BaseException as error:  # e.g. a source that cannot be read: reported like an error of theirs
             self.outcome = Outcome(error=error)
+
+    def _started_by(self, pid: int) -> None:
+        self._supervisor = pid
+
+    def started(self) -> bool:
+        """Has the function's own process started (the supervisor forked it), or the run ended?
+
+        A checker waits for this before its scenario's clock starts: starting the supervisor takes
+        a while on a busy machine, and that time is not the student's."""
+        if self.done():
+            return True
+        try:
+            with open(f"/proc/{self._supervisor}/task/{self._supervisor}/children") as f:
+                return bool(f.read().split())
+        except (OSError, TypeError):
+            return False
 
     def done(self) -> bool:
         return not self._thread.is_alive()
