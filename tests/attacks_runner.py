@@ -690,3 +690,459 @@ def echo_server_bytearray_buffer(path, count):
             received.append(bytes(buffer[:size]))
             sock.sendto(bytes(buffer[:size]).upper(), sender)
     return received
+
+
+# -- more wrong solutions and correct alternatives, to have 8 and 2 for every exercise ----------
+
+
+def default_protocol_returns_the_type(family, type):
+    return int(type)
+
+
+def default_protocol_annotated(family: int, type: int) -> int | None:
+    try:
+        with socket.socket(family, type) as s:
+            return s.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL)
+    except Exception:
+        return None
+
+
+def remove_if_stale_exists_then_stat(path):
+    import errno
+    import stat
+    if not os.path.exists(path) or not stat.S_ISSOCK(os.stat(path).st_mode):
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.setblocking(False)
+        if probe.connect_ex(path) != errno.ECONNREFUSED:
+            return False
+    finally:
+        probe.close()
+    os.unlink(path)
+    return True
+
+
+def peer_uid_str(name):
+    import struct
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(name)
+        listener.listen(1)
+        conn, _ = listener.accept()
+        with conn:
+            return str(struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1])
+
+
+def peer_uid_listener_creds(name):
+    import struct
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(name)
+        listener.listen(1)
+        conn, _ = listener.accept()
+        conn.close()
+        return struct.unpack("3i", listener.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
+
+
+def peer_uid_unsigned(name):
+    import struct
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(name)
+        listener.listen(1)
+        conn, _ = listener.accept()
+        with conn:
+            return struct.unpack("iII", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
+
+
+def queued_connections_first_listener(port):
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] == "0A":
+                return int(fields[4].split(":")[1], 16)
+    return 0
+
+
+def queued_connections_counting_lines(port):
+    with open("/proc/net/tcp") as f:
+        next(f)
+        return sum(1 for line in f if int(line.split()[1].split(":")[1], 16) == port and line.split()[3] != "0A")
+
+
+def queued_connections_ss_with_header(port):
+    import subprocess
+    lines = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout.splitlines()[1:]
+    for line in lines:
+        fields = line.split()
+        if fields[3].rsplit(":", 1)[1] == str(port):
+            return int(fields[1])
+    return 0
+
+
+def connect_with_deadline_fixed_pause(path, seconds):
+    import time
+    deadline = time.monotonic() + seconds
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.setblocking(False)
+            try:
+                s.connect(path)
+                return True
+            except BlockingIOError:
+                pass
+        if time.monotonic() + 0.02 > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def connect_with_deadline_one_socket(path, seconds):
+    import time
+    deadline = time.monotonic() + seconds
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.setblocking(False)
+        while True:
+            try:
+                s.connect(path)
+                return True
+            except BlockingIOError:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(0.03, left))
+
+
+def serve_clients_fork_leaves_child(path, n):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen()
+        if os.fork() == 0:
+            import time
+            time.sleep(600)
+        for _ in range(n):
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(conn.recv(1024).upper())
+    os.unlink(path)
+    return n
+
+
+def serve_clients_read_until_eof(path, n):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen()
+        for _ in range(n):
+            conn, _ = server.accept()
+            with conn:
+                data = b""
+                while chunk := conn.recv(1024):
+                    data += chunk
+                conn.sendall(data.upper())
+    os.unlink(path)
+    return n
+
+
+def serve_clients_os_exit_at_end(path, n):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen()
+        for _ in range(n):
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(conn.recv(1024).upper())
+    os.unlink(path)
+    os._exit(0)
+
+
+def serve_clients_three(path, n):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen()
+        for _ in range(3):
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(conn.recv(1024).upper())
+    os.unlink(path)
+    return 3
+
+
+def serve_clients_socketserver(path, n):
+    import socketserver
+
+    class Upper(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(self.request.recv(1024).upper())
+
+    with socketserver.UnixStreamServer(path, Upper) as server:
+        for _ in range(n):
+            server.handle_request()
+    os.unlink(path)
+    return n
+
+
+def serve_clients_thread_per_client(path, n):
+    import threading
+
+    def serve(conn):
+        with conn:
+            conn.sendall(conn.recv(1024).upper())
+
+    workers = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen()
+        for _ in range(n):
+            conn, _ = server.accept()
+            worker = threading.Thread(target=serve, args=(conn,))
+            worker.start()
+            workers.append(worker)
+    for worker in workers:
+        worker.join()
+    os.unlink(path)
+    return n
+
+
+def serve_until_stopped_leaves_file(path, stop_after):
+    import threading
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    stopper = threading.Timer(stop_after, server.shutdown, args=(socket.SHUT_RDWR,))
+    stopper.start()
+    served = 0
+    while True:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            break
+        with conn:
+            conn.sendall(b"bye")
+        served += 1
+    stopper.join()
+    server.close()
+    return served
+
+
+def serve_until_stopped_returns_none(path, stop_after):
+    import threading
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    stopper = threading.Timer(stop_after, server.shutdown, args=(socket.SHUT_RDWR,))
+    stopper.start()
+    while True:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            break
+        with conn:
+            conn.sendall(b"bye")
+    stopper.join()
+    server.close()
+    os.unlink(path)
+
+
+def serve_until_stopped_selector(path, stop_after):
+    import selectors
+    import threading
+    wake_r, wake_w = socket.socketpair()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    stopper = threading.Timer(stop_after, wake_w.send, args=(b"x",))
+    stopper.start()
+    served = 0
+    with selectors.DefaultSelector() as sel:
+        sel.register(server, selectors.EVENT_READ)
+        sel.register(wake_r, selectors.EVENT_READ)
+        stopping = False
+        while not stopping:
+            for key, _ in sel.select():
+                if key.fileobj is wake_r:
+                    stopping = True
+                else:
+                    conn, _ = server.accept()
+                    with conn:
+                        conn.sendall(b"bye")
+                    served += 1
+    stopper.join()
+    for s in (server, wake_r, wake_w):
+        s.close()
+    os.unlink(path)
+    return served
+
+
+def serve_until_stopped_self_connect(path, stop_after):
+    import threading
+    import time
+    stop = threading.Event()
+
+    def wake():
+        time.sleep(stop_after)
+        stop.set()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(path)
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    waker = threading.Thread(target=wake)
+    waker.start()
+    served = 0
+    while True:
+        conn, _ = server.accept()
+        with conn:
+            if stop.is_set():
+                break
+            conn.sendall(b"bye")
+        served += 1
+    waker.join()
+    server.close()
+    os.unlink(path)
+    return served
+
+
+def backoff_delays_system_random(n, base, cap):
+    import random
+    rng = random.SystemRandom()
+    return tuple(rng.uniform(0, min(cap, base * 2 ** k)) for k in range(n))
+
+
+def connect_with_retry_logging(path, attempts, base, cap):
+    import time
+    for k in range(attempts):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+            print(f"attempt {k + 1}: connected")
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError) as error:
+            sock.close()
+            print(f"attempt {k + 1}: {error}")
+            if k == attempts - 1:
+                raise
+        except BaseException:
+            sock.close()
+            raise
+        time.sleep(min(cap, base * 2 ** k))
+
+
+def serve_one_hardcoded_length(path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        conn, _ = listener.accept()
+        with conn:
+            request = b""
+            while len(request) < 13:
+                request += conn.recv(4096)
+            conn.sendall(request.upper())
+    return request
+
+
+def serve_one_returns_upper(path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        conn, _ = listener.accept()
+        with conn:
+            request = b""
+            while chunk := conn.recv(4096):
+                request += chunk
+            conn.sendall(request.upper())
+    return request.upper()
+
+
+def serve_one_never_closes_listener(path):
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    conn, _ = listener.accept()
+    with conn:
+        request = b""
+        while chunk := conn.recv(4096):
+            request += chunk
+        conn.sendall(request.upper())
+    return request
+
+
+def serve_one_recv_into(path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        conn, _ = listener.accept()
+        with conn:
+            buffer, request = bytearray(4), b""
+            while size := conn.recv_into(buffer):
+                request += bytes(buffer[:size])
+            conn.sendall(request.upper())
+    return request
+
+
+def ask_never_closes(path, request):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    sock.sendall(request)
+    sock.shutdown(socket.SHUT_WR)
+    reply = b""
+    while chunk := sock.recv(4096):
+        reply += chunk
+    return reply
+
+
+def ask_recv_into(path, request):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(path)
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        buffer, reply = bytearray(5), bytearray()
+        while size := sock.recv_into(buffer):
+            reply += buffer[:size]
+    return bytes(reply)
+
+
+def request_reply_busy_poll(address, request):
+    import time
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        for _ in range(2):
+            sock.sendto(request, address)
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                try:
+                    return sock.recv(65536)
+                except BlockingIOError:
+                    pass
+    return None
+
+
+def request_reply_never_closes(address, request):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.5)
+    for _ in range(2):
+        sock.sendto(request, address)
+        try:
+            return sock.recvfrom(65536)[0]
+        except TimeoutError:
+            pass
+    return None
+
+
+def echo_server_stream_socket(path, count):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(path)
+        sock.listen()
+        conn, _ = sock.accept()
+        with conn:
+            return [conn.recv(65536) for _ in range(count)]
+
+
+def echo_server_recv_without_sender(path, count):
+    received = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        for _ in range(count):
+            received.append(sock.recv(65536))
+    return received

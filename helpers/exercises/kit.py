@@ -76,10 +76,10 @@ def ran(report, outcome: Outcome, call: str) -> bool:
 
 
 def busy(outcome: Outcome) -> bool:
-    """Did the function spin instead of waiting? (CPU time above a sixth of its wall time: a loop that
+    """Did the function spin instead of waiting? (CPU time above a tenth of its wall time: a loop that
     waits uses a few hundredths of a second; one that spins, on a machine shared with other busy
-    processes, still gets far more than a sixth of a core)"""
-    return outcome.cpu_seconds > outcome.seconds / 6 + 0.05
+    processes, still gets far more than a tenth of a core)"""
+    return outcome.cpu_seconds > outcome.seconds / 10 + 0.05
 
 
 def spin_message(outcome: Outcome) -> str:
