@@ -1146,3 +1146,22 @@ def echo_server_recv_without_sender(path, count):
         for _ in range(count):
             received.append(sock.recv(65536))
     return received
+
+
+def serve_until_stopped_polling_no_thread(path, stop_after):
+    import time
+    end, served = time.monotonic() + stop_after, 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen()
+        server.settimeout(0.05)
+        while time.monotonic() < end:
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"bye")
+            served += 1
+    os.unlink(path)
+    return served

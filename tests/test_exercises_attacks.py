@@ -99,6 +99,7 @@ CAUGHT = [
     (check_serve_clients, a.serve_clients_three, ["client"]),
     (check_serve_until_stopped, a.serve_until_stopped_leaves_file, ["the socket file is still there"]),
     (check_serve_until_stopped, a.serve_until_stopped_returns_none, ["returned None (NoneType)"]),
+    (check_serve_until_stopped, a.serve_until_stopped_polling_no_thread, ["one thread only"]),
     (check_serve_one, a.serve_one_hardcoded_length, ["before the request was complete"]),
     (check_serve_one, a.serve_one_returns_upper, ["return every byte the client sent"]),
     (check_serve_one, a.serve_one_never_closes_listener, ["never closed 1 socket(s)"]),

@@ -70,9 +70,10 @@ def _session(path: str, message: bytes | None, server_done: threading.Event) -> 
 
 
 def _run_with_clients(report: Report, function, path: str, args: tuple, schedule: list,
-                      timeout: float) -> tuple[Outcome, list]:
+                      timeout: float) -> tuple[Outcome, list, int]:
     """Run the student's server while the clients talk to it: `schedule` holds (delay, message), the
-    delay counted from the first client's connection (0: right after the previous client)."""
+    delay counted from the first client's connection (0: right after the previous client). Also
+    returns the most threads the server's process had at once (one: nobody else could stop it)."""
     sessions: list[Session] = []
     server_done = threading.Event()
 
@@ -86,12 +87,24 @@ def _run_with_clients(report: Report, function, path: str, args: tuple, schedule
 
     thread = threading.Thread(target=clients, daemon=True, name="exercise-clients")
     thread.start()
+    run = report.background(function, path, *args, timeout=timeout)
+    most_threads = 0
     try:
-        outcome = report.run(function, path, *args, timeout=timeout)
+        while not run.done():
+            most_threads = max(most_threads, _threads(run.student_pid()))
+            time.sleep(0.02)
+        outcome = run.join()
     finally:
         server_done.set()
         thread.join(CONNECT_WINDOW + 2 * READ_TIMEOUT)
-    return outcome, sessions
+    return outcome, sessions, most_threads
+
+
+def _threads(pid: int | None) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) if pid else 0
+    except OSError:
+        return 0
 
 
 def _check_clients(report: Report, sessions: list[Session], expected: list[bytes], what_reply: str,
@@ -147,8 +160,8 @@ def check_serve_clients(report: Report, serve_clients) -> None:
     words = ["hello", "ping", "socket", "queue", "accept", "kernel"]
     messages = [f"{report.rng.choice(words)} {i}".encode() for i in range(1, n + 1)]
     with scratch_path("srv") as path:
-        outcome, sessions = _run_with_clients(report, serve_clients, path, (n,), [(0, m) for m in messages],
-                                              timeout=limit(1.0 * n))
+        outcome, sessions, _ = _run_with_clients(report, serve_clients, path, (n,), [(0, m) for m in messages],
+                                                 timeout=limit(1.0 * n))
         if outcome.timed_out:
             report.fail(f"it {outcome.problem()} It should return right after client {n} (n = {n}): accept exactly "
                         "n times, read one message from each")
@@ -167,8 +180,8 @@ def check_serve_until_stopped(report: Report, serve_until_stopped) -> None:
     late = round(stop_after * report.rng.uniform(0.55, 0.7), 2)  # a client that comes while the server waits
     schedule = [(0, None), (0, None), (late, None)]
     with scratch_path("srv") as path:
-        outcome, sessions = _run_with_clients(report, serve_until_stopped, path, (stop_after,), schedule,
-                                              timeout=limit(stop_after + slack))
+        outcome, sessions, most_threads = _run_with_clients(report, serve_until_stopped, path, (stop_after,),
+                                                            schedule, timeout=limit(stop_after + slack))
         if outcome.timed_out:
             report.fail(f"it was still running {outcome.timeout:.1f} s after it started, long after the stop at "
                         f"{stop_after} s: close() from another thread does not wake a blocked accept() on Linux; "
@@ -190,5 +203,8 @@ def check_serve_until_stopped(report: Report, serve_until_stopped) -> None:
                         "client: a timer thread calls shutdown() on the listening socket, which wakes accept() at "
                         "once"))
         report.check(not busy(outcome), "it waited in accept() without spinning", spin_message(outcome))
+        report.check(most_threads > 1, "a second thread stopped it",
+                     "your server ran in one thread only: it stopped itself by its own clock. The exercise is to stop "
+                     "it from a second thread (threading.Timer calling shutdown() on the listening socket)")
         _check_count(report, outcome.value, sessions, [b"bye"] * len(schedule))
         _check_file_gone(report, path)
