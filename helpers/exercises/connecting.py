@@ -160,7 +160,7 @@ def _late_server(report: Report, connect_with_retry, path: str) -> None:
 def _never_up(report: Report, connect_with_retry, path: str) -> None:
     """No file at first (ENOENT), then a stale socket file (ECONNREFUSED): measure the waits, expect the last error."""
     base = report.rng.choice([0.04, 0.05, 0.06])
-    attempts, cap = 5, 8 * base  # delays base, 2 base, 4 base, 8 base: 15 base (constant: 32, linear: 10)
+    attempts, cap = 6, 8 * base  # base, 2, 4, 8, 8 (capped) times base: 23 (no cap: 31, constant: 40, linear: 15)
     delays = [min(cap, base * 2 ** k) for k in range(attempts - 1)]
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     appears = threading.Timer(base * 1.5, stale.bind, args=(path,))  # ENOENT first, then ECONNREFUSED
