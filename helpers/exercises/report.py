@@ -41,7 +41,7 @@ class Report:
         self.not_started = False
         self.seed = seed if seed is not None else random.randrange(10**6)
         self.rng = random.Random(self.seed)
-        self.outcomes: list[Outcome] = []
+        self._runs: list[Outcome | Background] = []
 
     def check(self, passed: bool, good: str, bad: str) -> bool:
         """Record one check: `good` if it passed, `bad` (what went wrong and what to try) if not."""
@@ -66,6 +66,12 @@ class Report:
 
     # -- running the student's function ------------------------------------------------------------
 
+    @property
+    def outcomes(self) -> list[Outcome]:
+        """Every finished run of the student's function, in order."""
+        return [r if isinstance(r, Outcome) else r.outcome for r in self._runs
+                if isinstance(r, Outcome) or r.outcome is not None]
+
     def _before_run(self) -> None:
         if any(o.timed_out for o in self.outcomes):
             raise _Hung
@@ -74,25 +80,21 @@ class Report:
         """run_isolated, remembered for the final checks; after a hang, stop the checker instead."""
         self._before_run()
         outcome = run_isolated(func, *args, timeout=timeout, repeat=repeat)
-        self.outcomes.append(outcome)
+        self._runs.append(outcome)
         return outcome
 
     def background(self, func, *args, timeout: float) -> Background:
+        """A Background run, remembered like `run` (its outcome counts once it has finished)."""
         self._before_run()
         run = Background(func, *args, timeout=timeout)
-        join = run.join
-
-        def joined() -> Outcome:
-            outcome = join()
-            if outcome not in self.outcomes:
-                self.outcomes.append(outcome)
-            return outcome
-
-        run.join = joined
+        self._runs.append(run)
         return run
 
     def finish(self) -> None:
         """The checks every exercise shares, over every run: nothing left behind; what it printed."""
+        for run in self._runs:
+            if isinstance(run, Background):
+                run.join()  # a run the checker left behind ends here, within its timeout
         runs = self.outcomes
         running = [p for o in runs for p in o.left_running]
         if running:
