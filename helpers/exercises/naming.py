@@ -72,9 +72,9 @@ def _scenario_live(report: Report, remove_if_stale, path: str, busy: bool) -> No
         inode = os.stat(path).st_ino
         outcome = report.run(remove_if_stale, path, timeout=limit(1.0))
         if outcome.timed_out and busy:
-            report.fail(f"{what}: your function never returned: a blocking connect to a full queue waits until "
-                        "the server accepts. Probe with a non-blocking socket (setblocking(False)): a busy server "
-                        "answers EAGAIN, which also means a live server")
+            report.fail(f"{what}: your function did not return within {outcome.timeout:.1f} s: a blocking connect to "
+                        "a full queue waits until the server accepts. Probe with a non-blocking socket "
+                        "(setblocking(False)): a busy server answers EAGAIN, which also means a live server")
             return
         value = _bool_result(report, outcome, what)
         still_there = os.path.exists(path) and os.stat(path).st_ino == inode
