@@ -52,6 +52,7 @@ def remove_if_stale_ignoring_enoent(path):
     if not stat.S_ISSOCK(os.stat(path).st_mode):  # raises FileNotFoundError on a missing path
         return False
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.setblocking(False)
         if s.connect_ex(path) == errno.ECONNREFUSED:
             os.unlink(path)
             return True
