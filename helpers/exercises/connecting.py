@@ -164,7 +164,8 @@ def _never_up(report: Report, connect_with_retry, path: str) -> None:
     delays = [min(cap, base * 2 ** k) for k in range(attempts - 1)]
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     appears = threading.Timer(base * 1.5, stale.bind, args=(path,))  # ENOENT first, then ECONNREFUSED
-    run = report.background(connect_with_retry, path, attempts, base, cap, timeout=limit(sum(delays)))
+    # room for a slower schedule (constant, no cap) to finish, so that it is named, not "did not return"
+    run = report.background(connect_with_retry, path, attempts, base, cap, timeout=limit(2 * sum(delays)))
     try:
         started(run)  # the file appears after the student's first attempt, not before it
         appears.start()
