@@ -30,6 +30,7 @@ from helpers.puppet import Puppet
 from helpers.workspace import workspace
 
 __all__ = ["check_peer_uid", "check_remove_if_stale"]
+LESSON = "02"  # the lesson whose exercises these are: the progress view in 00 counts them there
 
 _REGULAR_CONTENT = "someone's notes: do not delete\n"
 

@@ -20,6 +20,7 @@ import functools
 import html
 import os
 import random
+import sys
 
 from helpers.exercises.runner import Background, Outcome, is_stub, run_isolated
 from helpers.puppet import PuppetExited
@@ -149,6 +150,13 @@ def _seed() -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def _record(check, passed: bool) -> None:
+    """The verdict, for the progress view of 00; the lesson is the checker module's LESSON."""
+    from helpers.progress import record_exercise  # imported late: nbformat is slow, and only a finished check needs it
+
+    record_exercise(sys.modules[check.__module__].LESSON, check.__name__, passed)
+
+
 def checker(title: str):
     """Decorate a checker `f(report, student_function)`: handles stubs, hangs, harmed puppets, and
     the shared final checks, and returns the Report."""
@@ -179,6 +187,7 @@ def checker(title: str):
             if not report.lines:
                 report.fail(f"your function {report.outcomes[-1].problem() if report.outcomes else 'was not run'}")
             report.finish()
+            _record(check, report.passed)
             return report
 
         return run
