@@ -1,4 +1,5 @@
-# Socket Lifecycle Lab: `make lab` to learn, `make test` to check everything.
+# Socket Lifecycle Lab: `make lab` to learn, `make test` to check everything (CI runs it).
+# `make check`: the quick tier for the edit loop (no whole-lesson runs).
 # Optional: `make flake` (notebooks 5 times in a row), `make bench` (timings of the helpers).
 
 SHELL := /bin/bash
@@ -9,28 +10,41 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
-CHROMIUM := /usr/bin/chromium
 IS_ROOT := $(filter 0,$(shell id -u))
 START := $(if $(wildcard notebooks/00-start-here.ipynb),/lab/tree/00-start-here.ipynb,/lab)
 LAB_ARGS ?=
 FLAKE_RUNS ?= 5
+# BROWSER=skip: `make test` without the browser tests (and without chromium and libatomic1).
+BROWSER ?=
+SYSTEM_NEEDS := $(if $(filter test,$(MAKECMDGOALS)),$(if $(filter skip,$(BROWSER)),lab,test),lab)
 
 PYTEST_NB := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 60 \
 	--ignore=notebooks/solutions -p no:cacheprovider
+PYTEST_BROWSER := $(if $(filter skip,$(BROWSER)),-m 'not browser')
+# pytest-xdist workers: the tests mostly wait (on kernels, timeouts, the kernel's timers), so more
+# workers than cores; tests/conftest.py defines the units a worker takes whole (a notebook: one).
+JOBS ?= 4
+PARALLEL := -n $(JOBS) --dist loadscope --no-loadscope-reorder
 LINTED := $(wildcard helpers tests bench)
 
-.PHONY: help lab reset test flake bench browser venv
+.PHONY: help lab reset test check flake bench system venv
 
 help:
 	@echo "make lab     start JupyterLab on your own copies of the lessons, my-notebooks/ (http://127.0.0.1 only)"
 	@echo "make reset LESSON=03   your copy of lesson 03 anew (the old one saved beside it)"
-	@echo "make test    unit tests, notebooks (nbval), browser tests, ruff"
+	@echo "make test    everything: unit, exercises, notebooks (nbval), faults, other settings, browser, ruff"
+	@echo "make check   the quick tier: unit tests, exercises, structure, ruff (no whole-lesson runs)"
 	@echo "make flake   optional: the notebooks $(FLAKE_RUNS) times in a row, counting failures"
 	@echo "make bench   optional: helper round trips (bench/run.py), series vs floor and browser (bench/series.py)"
 
 # -- set-up ------------------------------------------------------------------------------------
+# The system packages first (tools/system-check): as root it installs what is missing, otherwise
+# it stops with the `sudo apt-get install ...` line.
+system:
+	@tools/system-check $(SYSTEM_NEEDS)
+
 # The venv is made once; pip runs again only when requirements.txt or pyproject.toml changed.
-$(PY):
+$(PY): | system
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
 	  echo "error: Python >= 3.11 is needed; $(PYTHON): $$($(PYTHON) --version 2>/dev/null || echo not found)" >&2; \
 	  echo "       Install it, or name one: make $(MAKECMDGOALS) PYTHON=python3.12" >&2; exit 1; }
@@ -51,7 +65,7 @@ venv: $(STAMP) $(OVERRIDES)
 
 # -- the two commands --------------------------------------------------------------------------
 # The lab serves the student's edition (helpers/edition.py): their own copies of notebooks/.
-lab: venv
+lab: system venv
 	$(PY) -m helpers.edition sync
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=my-notebooks --LabApp.default_url=$(START) \
 	  $(if $(IS_ROOT),--allow-root) $(LAB_ARGS)
@@ -60,27 +74,23 @@ reset: venv
 	@[ -n "$(LESSON)" ] || { echo "usage: make reset LESSON=03 (your copy of lesson 03 is saved beside it first)" >&2; exit 2; }
 	$(PY) -m helpers.edition reset $(LESSON)
 
-# Debian's chromium for the browser tests; as root we install it, otherwise those tests skip
-# (under CI=true they fail instead).
-browser:
-	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
-	if [ -n "$(IS_ROOT)" ]; then \
-	  echo "Installing chromium for the browser tests (apt-get)"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update && apt-get install -y --no-install-recommends chromium \
-	    || echo "warning: could not install chromium: browser tests will skip (fail under CI=true)" >&2; \
-	else \
-	  echo "note: $(CHROMIUM) is missing and we are not root: browser tests will skip (under CI=true: fail)" >&2; \
-	  echo "      (as root: apt-get install chromium)" >&2; \
-	fi
-
-test: venv browser
+# pytest with the given arguments, then ruff; ruff runs even when pytest failed, and either fails the target.
+define pytest_then_ruff
 	@rc=0; \
-	echo "$(PY) -m pytest tests notebooks $(PYTEST_NB)"; \
-	$(PY) -m pytest tests notebooks $(PYTEST_NB) || rc=$$?; \
+	echo "$(PY) -m pytest $(1)"; \
+	$(PY) -m pytest $(1) || rc=$$?; \
 	echo "ruff check $(LINTED)"; \
 	$(VENV)/bin/ruff check --no-cache $(LINTED) || { [ $$rc != 0 ] || rc=1; }; \
 	exit $$rc
+endef
+
+test: system venv
+	$(call pytest_then_ruff,tests notebooks $(PYTEST_NB) $(PARALLEL) $(PYTEST_BROWSER))
+
+# Tests marked `lessons` or `rerun` run whole notebooks in kernels (faults, other settings, browser,
+# every cell twice): make test only.
+check: system venv
+	$(call pytest_then_ruff,tests -m 'not lessons and not rerun' $(PARALLEL))
 
 # -- optional ----------------------------------------------------------------------------------
 flake: venv

@@ -10,8 +10,8 @@
         lab.shutdown_kernels()                     # DELETE /api/sessions/..., then check no process survives
     lab.stop()                                     # SIGTERM (it shuts its kernels down), wait, kill if needed
 
-The recipes in /work/shared/RECIPES.md are followed to the letter: Playwright's own browser download
-does not work here, and a Run All sent before the status bar says `| Idle` is silently lost.
+Two pitfalls shape it: Playwright's own browser download does not work here (Debian's chromium is
+used instead), and a Run All sent before the status bar says `| Idle` is silently lost.
 The notebook under test is a copy and autosave is off, so a run never rewrites a committed notebook.
 """
 

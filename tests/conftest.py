@@ -1,10 +1,40 @@
-"""Shared pytest set-up. Deliberately small: the browser tests keep their fixtures in
-tests/test_browser.py (with tests/browser_lab.py), so unit tests can add fixtures here freely."""
+"""Shared pytest set-up: the "nothing left behind" fixtures, and how `make test` spreads tests over workers.
+
+Fixtures (request them by name, or `pytestmark = pytest.mark.usefixtures("nothing_left_behind")`):
+
+    no_process_left      no process started under this one is still running 3 s after the test
+    no_socket_file_left  no socket file left in this process's workspace
+    no_fd_left           no socket or pipe descriptor opened by the test still open in this process
+    nothing_left_behind  all three
+
+Parallel runs (`pytest -n N --dist loadscope --no-loadscope-reorder`, pytest-xdist): the scope
+of a test, the unit a worker takes whole, is defined here (`pytest_xdist_make_scheduler`):
+
+    notebooks/NN-x.ipynb         one unit per notebook: nbval's cells share the notebook's kernel
+    tests/test_browser.py        BROWSER_UNITS units, each on one worker with its own JupyterLab
+                                 (a module-scoped fixture) and Chromium
+    anything else                one unit per test, so the lessons' fault tests spread
+
+The longest units are handed out first (LONGEST_FIRST orders the collection). xdist's own
+`--dist loadgroup` cannot do this with pytest 9: it renames the items' node ids, which pytest 9
+computes instead of storing.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import psutil
+import pytest
+
+from helpers import workspace
+from helpers.observe import wait_until
+
+LONGEST_FIRST = ("tests/test_browser.py", "tests/test_other_settings.py", "tests/test_faults.py", "notebooks/")
+SHARED_BY_FILE = ("notebooks/",)
+BROWSER = "tests/test_browser.py"
+BROWSER_UNITS = 2
 
 
 def pytest_report_header(config):
@@ -15,3 +45,101 @@ def pytest_report_header(config):
     else:
         state = "missing: browser tests " + ("fail (CI=true)" if ci else "skip")
     return [f"chromium: {chromium} {state}"]
+
+
+def _rank(item: pytest.Item) -> int:
+    return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=_rank)  # stable: within a rank, the order of collection
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Units(LoadScopeScheduling):
+        """LoadScopeScheduling with the scopes described at the top of this file."""
+
+        def __init__(self, config, log=None):
+            super().__init__(config, log)
+            self._units: dict[str, str] = {}
+            self._browser_tests = 0
+
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid not in self._units:  # first seen in collection order (schedule())
+                path = nodeid.split("::", 1)[0]
+                if path.startswith(SHARED_BY_FILE):
+                    self._units[nodeid] = path
+                elif path == BROWSER:
+                    self._units[nodeid] = f"{path}#{self._browser_tests % BROWSER_UNITS}"
+                    self._browser_tests += 1
+                else:
+                    self._units[nodeid] = nodeid
+            return self._units[nodeid]
+
+    return Units(config, log)
+
+
+def _descendants() -> dict[int, str]:
+    found = {}
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                found[process.pid] = process.name()
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def _socket_and_pipe_fds() -> dict[str, str]:
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # closed while we looked (the listing's own descriptor, for one)
+            continue
+        if target.startswith(("socket:", "pipe:")):
+            found[name] = target
+    return found
+
+
+@pytest.fixture
+def no_process_left():
+    before = set(_descendants())
+
+    def extra() -> dict[int, str]:
+        return {pid: name for pid, name in _descendants().items() if pid not in before}
+
+    yield
+    wait_until(lambda: not extra(), 3.0)  # a helper asked to stop may take a moment to exit
+    assert not extra(), f"processes left running by the test: {extra()}"
+
+
+@pytest.fixture
+def no_socket_file_left():
+    before = set(workspace().sockets())
+    yield
+    left = sorted(set(workspace().sockets()) - before)
+    assert not left, f"socket files left in the workspace {workspace().dir}: {left}"
+
+
+@pytest.fixture
+def no_fd_left():
+    before = _socket_and_pipe_fds()
+
+    def extra() -> dict[str, str]:
+        return {fd: target for fd, target in _socket_and_pipe_fds().items() if before.get(fd) != target}
+
+    yield
+    wait_until(lambda: not extra(), 2.0)  # a reader thread closes its pipe when it sees the end
+    assert not extra(), f"descriptors left open by the test: {extra()}"
+
+
+@pytest.fixture
+def nothing_left_behind(no_fd_left, no_socket_file_left, no_process_left):
+    """No process, socket file or descriptor outlives the test (checked in that order: a process's
+    pipes close when it exits)."""
+    yield

@@ -2,18 +2,22 @@
 
 Solution modules are named after their lesson (`04_accept.py`): a leading digit is no valid module
 name, so they are loaded from their file. Import `nothing_left_behind` into a test module to make
-its check run after every test there (it is an autouse fixture).
+its checks run after every test there (an autouse fixture, which also shortens the allowance a
+hanging student function gets, so that a hang costs about a second).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
 
+import psutil
 import pytest
 
 from helpers import stop_all, workspace
+from helpers.exercises.kit import ALLOWANCE_ENV
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
 
@@ -29,11 +33,22 @@ def assert_caught(report, phrases: list[str]) -> None:
     """A wrong solution must fail, and the report must say why in these words."""
     assert not report.passed, repr(report)
     for phrase in phrases:
-        assert phrase in repr(report)
+        assert phrase in repr(report), repr(report)
+
+
+def _descendants() -> list[str]:
+    return [f"{p.pid} {p.name()}" for p in psutil.Process().children(recursive=True)
+            if p.status() != psutil.STATUS_ZOMBIE]
 
 
 @pytest.fixture(autouse=True)
-def nothing_left_behind():
+def nothing_left_behind(monkeypatch):
+    monkeypatch.setenv(ALLOWANCE_ENV, "1.0")
+    fds_before = set(os.listdir("/proc/self/fd"))
     yield
     assert stop_all() == 0, "a checker left a puppet running"
     assert workspace().sockets() == [], "a checker left a socket file in the workspace"
+    assert _descendants() == [], "a checker left a process running"
+    sockets = [fd for fd in set(os.listdir("/proc/self/fd")) - fds_before
+               if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")] if os.path.exists("/proc/self/fd") else []
+    assert sockets == [], "a checker left a socket open in the test process"

@@ -12,13 +12,12 @@ import signal
 import socket
 from socket import AF_INET, AF_UNIX, SOCK_DGRAM, SOCK_STREAM
 
-import psutil
 import pytest
 
 from helpers import Puppet, PuppetBusy, PuppetExited, workspace
-from helpers.exercises import run_student
+from helpers.exercises import run_isolated
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("no_process_left", "no_fd_left")]  # tests/conftest.py
 
 
 @pytest.fixture
@@ -31,20 +30,6 @@ def srv():
 def other():
     with Puppet("other") as puppet:
         yield puppet
-
-
-@pytest.fixture(autouse=True)
-def no_process_left_behind():
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
-    yield
-    from helpers.observe import wait_until
-
-    def extra():
-        return [p for p in psutil.Process().children(recursive=True)
-                if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE]
-
-    wait_until(lambda: not extra(), 3.0)
-    assert not extra(), f"processes left behind: {extra()}"
 
 
 _made: list[str] = []
@@ -408,24 +393,24 @@ def leaves_a_socket_open():
 
 
 def test_runner_survives_a_function_that_hangs():
-    outcome = run_student(hangs, timeout=0.5)
+    outcome = run_isolated(hangs, timeout=0.5)
     assert outcome.timed_out and "did not return" in outcome.problem()
 
 
 def test_runner_brings_back_an_exception():
-    outcome = run_student(raises)
+    outcome = run_isolated(raises)
     assert isinstance(outcome.error, KeyError) and "KeyError" in outcome.problem()
 
 
 def test_runner_brings_back_a_wrong_type_as_it_is():
-    assert run_student(wrong_type).value == "a string where a number was expected"
+    assert run_isolated(wrong_type).value == "a string where a number was expected"
 
 
 def test_runner_reports_sockets_left_open():
-    outcome = run_student(leaves_a_socket_open)
+    outcome = run_isolated(leaves_a_socket_open)
     assert outcome.value == 1 and len(outcome.left_open) == 1 and "socket:" in outcome.left_open[0]
 
 
 def test_runner_refuses_something_that_is_not_a_function():
     with pytest.raises(TypeError, match="expected a function"):
-        run_student(42)
+        run_isolated(42)

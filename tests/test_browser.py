@@ -33,7 +33,7 @@ from browser_lab import (
     wait_until_all_ran,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.lessons]
 
 ARTIFACTS = REPO / "artifacts" / "browser"
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))

@@ -76,7 +76,7 @@ def serve_clients_replies_on_the_listening_socket(path, n):
 def test_serve_clients_reference_passes():
     report = check_serve_clients(solutions.serve_clients)
     assert report.passed, text(report)
-    assert "3 clients, one after another" in text(report)
+    assert "clients, one after another" in text(report)
 
 
 MISTAKES_SERVE_CLIENTS = [

@@ -70,8 +70,7 @@ def test_serve_one_stub_is_not_solved_yet():
 
 def test_serve_one_reading_once_fails():
     text = repr(check_serve_one(serve_one_reads_once))
-    assert "✗ you answered after the first piece of the request" in text
-    assert "b'hello, '" in text  # what it returned
+    assert "✗ you answered before the request was complete" in text
 
 
 def test_serve_one_ignoring_eof_fails():
@@ -82,7 +81,7 @@ def test_serve_one_ignoring_eof_fails():
 
 def test_serve_one_serving_forever_fails():
     text = repr(check_serve_one(serve_one_serves_forever))
-    assert "✓ the client got the answer b'HELLO, SERVER'" in text
+    assert "✓ the client got the answer b'" in text
     assert "✗ you answered and closed the connection, but your function never returned" in text
 
 
@@ -151,18 +150,18 @@ def test_ask_without_shutdown_fails():
 
 def test_ask_with_close_fails():
     text = repr(check_ask(ask_with_close))
-    assert "close gives up reading too" in text
+    assert "give up reading too" in text
     assert "OSError" in text  # recv on the closed socket
 
 
 def test_ask_reading_once_fails():
     text = repr(check_ask(ask_reads_once))
-    assert "✗ you returned after the first piece of the reply" in text
+    assert "✗ you returned before the whole reply had come" in text
 
 
 def test_ask_returning_str_fails():
     text = repr(check_ask(ask_returns_text))
-    assert "returned str" in text and "not bytes" in text
+    assert "(str), not bytes" in text
 
 
 def test_ask_hanging_fails():

@@ -135,12 +135,12 @@ def test_echo_server_small_buffer_fails():
 
 def test_echo_server_wrong_address_fails():
     text = repr(check_echo_server(echo_server_first_sender_only))
-    assert "✗ bob sent" in text and "got no answer within 2 s" in text and "recvfrom" in text
+    assert "✗ " in text and "got no answer within 2 s" in text and "recvfrom" in text
 
 
 def test_echo_server_wrong_return_fails():
     text = repr(check_echo_server(echo_server_returns_count))
-    assert "✓ bob sent" in text and "it returned int 3" in text
+    assert "✓ " in text and " (int); expected the list of the" in text
 
 
 def test_echo_server_stub_is_not_solved_yet():

@@ -35,10 +35,11 @@ def remove_if_stale_always(path):
 
 def remove_if_stale_without_stat(path):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.setblocking(False)
         try:
             s.connect(path)
             return False
-        except FileNotFoundError:
+        except (FileNotFoundError, BlockingIOError):
             return False
         except ConnectionRefusedError:  # a regular file says ECONNREFUSED too
             os.unlink(path)
@@ -51,6 +52,7 @@ def remove_if_stale_ignoring_enoent(path):
     if not stat.S_ISSOCK(os.stat(path).st_mode):  # raises FileNotFoundError on a missing path
         return False
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.setblocking(False)
         if s.connect_ex(path) == errno.ECONNREFUSED:
             os.unlink(path)
             return True
@@ -66,6 +68,7 @@ def remove_if_stale_leaking(path, _probes=[]):  # noqa: B006 - the bug under tes
     except FileNotFoundError:
         return False
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setblocking(False)
     _probes.append(s)  # "for later": still open when the function returns
     if s.connect_ex(path) == errno.ECONNREFUSED:
         os.unlink(path)
@@ -100,7 +103,7 @@ def test_remove_if_stale_not_a_function():
 def test_unlinking_whatever_is_there_is_caught():
     report = check_remove_if_stale(remove_if_stale_always)
     assert not report.passed
-    assert "a live server's socket file was removed" in text(report)
+    assert "its socket file was removed: a server still listens there" in text(report)
     assert "a regular file was removed" in text(report)
 
 
@@ -108,12 +111,12 @@ def test_unlinking_a_regular_file_is_caught():
     report = check_remove_if_stale(remove_if_stale_without_stat)
     assert not report.passed
     assert "stat.S_ISSOCK" in text(report)
-    assert "live server's socket file was left alone" in text(report)
+    assert "the socket file was left alone (you returned False)" in text(report)
 
 
 MISTAKES_REMOVE_IF_STALE = [
     pytest.param(remove_if_stale_ignoring_enoent, ["raise FileNotFoundError"], id="raising_on_a_missing_path_is_caught"),
-    pytest.param(remove_if_stale_leaking, ["sockets left open"], id="leaking_sockets_is_caught"),
+    pytest.param(remove_if_stale_leaking, ["socket(s) open when it returned"], id="leaking_sockets_is_caught"),
     pytest.param(remove_if_stale_saying_words, [
         "return True if you removed the file, else False",
     ], id="wrong_type_is_caught"),

@@ -153,4 +153,4 @@ def test_giving_up_at_once_is_caught():
 def test_leaking_sockets_is_caught():
     report = check_connect_with_deadline(connect_leaking)
     assert not report.passed
-    assert "sockets left open" in text(report)
+    assert "socket(s) open when it returned" in text(report)

@@ -1,7 +1,7 @@
 """The checkers of 08-many-clients pass the reference solutions and fail typical wrong servers, saying why.
 
 Every wrong server below runs for real against the checker's crowd; after each test nothing may be
-left: no puppet, no socket file, and no process the server forked (the checker kills them).
+left (exercise_support's fixture): no puppet, no socket file, no process the server forked.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ import socket
 import threading
 import uuid
 
-import psutil
 import pytest
 from exercise_support import assert_caught, load_solutions, nothing_left_behind  # noqa: F401 (autouse fixture)
 
-from helpers import workspace
 from helpers.exercises.serving import check_serve_selector, check_serve_threads
 
 solutions = load_solutions("08_many_clients.py")
@@ -40,26 +38,6 @@ def changed(function, name: str, old: str, new: str):
     source = inspect.getsource(function)
     assert old in source, f"{old!r} is not in {function.__name__}"
     return from_source(source.replace(f"def {function.__name__}(", f"def {name}(").replace(old, new), name)
-
-
-def ours() -> list[psutil.Process]:
-    """Living processes that run a student's function (or were forked by one) from this test session."""
-    found = []
-    for proc in psutil.process_iter(["status", "cmdline"]):
-        try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and "exercises.runner" in " ".join(proc.info["cmdline"] or []) \
-                    and proc.cwd() == workspace().dir:
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
-
-
-@pytest.fixture(autouse=True)
-def no_process_left():
-    yield
-    left = ours()
-    assert not left, "a student's server left processes running: " + ", ".join(f"{p.pid} ({p.status()})" for p in left)
 
 
 # -- serve_threads: wrong servers -----------------------------------------------------------------

@@ -1,7 +1,18 @@
 """Fault tests: what students do to a lesson (kill the kernel, press Stop, restart, run it twice).
 
-Each runs the real notebooks in real kernels (tests/kernels.py) and checks what is left behind:
-helper processes, workspace directories, socket files, descriptors, listeners.
+For each lesson, one test runs two kernels at once in one 150-byte TMPDIR, each meeting faults:
+
+    Stop      kernel A runs the first half, the Stop button interrupts a waiting cell, the rest of
+              the lesson runs; then Restart: the helpers it had are gone
+    kill -9   kernel B runs until its first helper is up and is killed with SIGKILL (the kernel
+              alone, as the OOM killer does): its helpers must be gone within 2 s; then it is
+              restarted and runs the whole lesson (Restart & Run All), whose helper calls sweep
+              the dead kernel's workspace
+
+and checks what is left behind: helper processes, workspace directories, socket files,
+descriptors (after setup vs at the end), listeners reachable from another machine (audited all
+along). One session per kernel serves several fault classes, so each lesson runs about twice here,
+not six times. The real notebooks run in real kernels (tests/kernels.py).
 """
 
 from __future__ import annotations
@@ -14,11 +25,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-from kernels import NOTEBOOKS, Kernel, code_cells, gone_within, long_tmpdir, run_notebook
+from kernels import NOTEBOOKS, Cell, Kernel, code_cells, gone_within, long_tmpdir
 
 from helpers.inspect import ss
+from helpers.workspace import sweep
 
-pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no lesson notebooks yet")
+pytestmark = [pytest.mark.lessons, pytest.mark.skipif(not NOTEBOOKS, reason="no lesson notebooks yet")]
 LESSONS = [pytest.param(nb, id=nb.stem) for nb in NOTEBOOKS]
 
 
@@ -65,111 +77,145 @@ def reachable_from_outside(local: str) -> bool:
     return not (host.startswith("127.") or host == "::1" or host.endswith("%lo"))
 
 
-@pytest.fixture
-def private_tmp(tmp_path):
-    """A TMPDIR of our own, so 'nothing left behind' can be checked exactly."""
-    tmp = tmp_path / "t"
-    tmp.mkdir()
-    return tmp
+class ListenerAudit:
+    """Every 20 ms, the TCP/UDP listeners of the kernels in `pids` (and their helpers), while in `with`."""
+
+    def __init__(self):
+        self.pids: set[int] = set()
+        self.seen: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        while not self._stop.wait(0.02):
+            self.seen.update(listeners_of(self.pids))
+
+    def __enter__(self) -> ListenerAudit:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def public(self) -> list[tuple[str, str]]:
+        return sorted((proto, local) for proto, local in self.seen if reachable_from_outside(local))
 
 
-@pytest.mark.parametrize("notebook", LESSONS)
-def test_kill_9_of_the_kernel_mid_lesson_leaves_nothing(notebook, private_tmp):
-    env = {"TMPDIR": str(private_tmp)}
-    kernel = Kernel(env)
-    try:
-        started = []
-        for cell in code_cells(notebook):
-            kernel.run(cell.source)
+def run_cells(kernel: Kernel, cells: list[Cell], first: int = 0) -> list[str]:
+    """Run `cells` (numbered from `first`); the unexpected errors."""
+    problems = []
+    for index, cell in enumerate(cells, first):
+        error = kernel.run(cell.source).error
+        if error and not cell.may_raise:
+            problems.append(f"cell {index}: {error}")
+    return problems
+
+
+def leaks(kernel: Kernel, after_setup: dict[int, str]) -> list[str]:
+    """Descriptors opened since the setup cell and still open, and helper processes still running."""
+    at_end = kernel.settled_fds(after_setup)
+    problems = []
+    if len(at_end) != len(after_setup):
+        new = {fd: target for fd, target in at_end.items() if after_setup.get(fd) != target}
+        problems.append(f"{len(after_setup)} fds after setup, {len(at_end)} at the end; new: {new}")
+    if kernel.helpers():
+        problems.append(f"helper processes left running at the end: {kernel.helpers()}")
+    return problems
+
+
+def press_stop(kernel: Kernel) -> list[str]:
+    """A cell that waits as the helpers wait (polling state), interrupted as the Stop button does."""
+    msg_id = kernel.start("from helpers import wait_until\nprint('waiting', flush=True)\n"
+                          "wait_until(lambda: False, timeout=60)")
+    kernel.wait_output(msg_id, "waiting", timeout=30)  # the cell's own code runs now
+    kernel.manager.interrupt_kernel()
+    content = kernel.wait_reply(msg_id, timeout=30)["content"]
+    if (content["status"], content.get("ename")) != ("error", "KeyboardInterrupt"):
+        return [f"the Stop button gave {content['status']} {content.get('ename')}, not KeyboardInterrupt"]
+    return []
+
+
+def workspace_of(kernel: Kernel) -> Path:
+    """The kernel's workspace (a TMPDIR too long for socket paths makes it fall back to /tmp or /dev/shm)."""
+    result = kernel.run("from helpers import workspace as _workspace\nprint(_workspace().dir)")
+    assert result.error is None, result.error
+    return Path(result.outputs[-1]["text"].strip())
+
+
+def stop_then_rest_then_restart(notebook: Path, env: dict, audit: ListenerAudit, made: list[Path]) -> list[str]:
+    cells = code_cells(notebook)
+    middle = len(cells) // 2
+    with Kernel(env) as kernel:
+        audit.pids.add(kernel.pid)
+        problems = run_cells(kernel, cells[:1])
+        after_setup = kernel.fds()
+        problems += run_cells(kernel, cells[1:middle], 1)
+        problems += press_stop(kernel)
+        problems += [f"after Stop, {p}" for p in run_cells(kernel, cells[middle:], middle)]
+        problems += leaks(kernel, after_setup)
+        made.append(workspace_of(kernel))
+        before_restart = kernel.helpers()
+        kernel.restart()
+        problems += [f"helper {p.pid} survived the restart" for p in gone_within(before_restart, 2.0)]
+    return problems
+
+
+def kill_9_then_restart_and_run_all(notebook: Path, env: dict, audit: ListenerAudit, made: list[Path]) -> list[str]:
+    cells = code_cells(notebook)
+    with Kernel(env) as kernel:
+        audit.pids.add(kernel.pid)
+        started, problems = [], []
+        for index, cell in enumerate(cells):
+            problems += run_cells(kernel, [cell], index)
             started = kernel.helpers()
             if started:
                 break
-        if not started:
-            pytest.skip(f"{notebook.name} starts no helper process")
-        workspaces = list(private_tmp.glob("sll-*"))
-        assert workspaces, "the lesson made no workspace in TMPDIR"
-        os.kill(kernel.pid, signal.SIGKILL)
-        survivors = gone_within(started, timeout=2.0)
-        assert not survivors, f"helpers alive 2 s after kill -9 of the kernel: {[p.pid for p in survivors]}"
-    finally:
-        kernel.shutdown()
+        dead_workspaces = []
+        if started:  # a lesson that starts no helper has nothing for kill -9 to leave behind
+            dead_workspaces.append(workspace_of(kernel))
+            os.kill(kernel.pid, signal.SIGKILL)
+            survivors = gone_within(started, timeout=2.0)
+            problems += [f"helper {p.pid} alive 2 s after kill -9 of the kernel" for p in survivors]
+        kernel.restart()
+        audit.pids.add(kernel.pid)
+        problems += [f"Run All after the restart, {p}" for p in run_cells(kernel, cells[:1])]
+        after_setup = kernel.fds()
+        problems += [f"Run All after the restart, {p}" for p in run_cells(kernel, cells[1:], 1)]
+        problems += leaks(kernel, after_setup)
+        problems += [f"{old} of the killed kernel was not swept" for old in dead_workspaces if old.exists()]
+        made.append(workspace_of(kernel))
+    return problems
 
-    with Kernel(env) as next_kernel:
-        result = next_kernel.run("from helpers import workspace\nprint(workspace().dir)")
-        assert result.error is None, result.error
-    for old in workspaces:
-        assert not old.exists(), f"{old} was not swept by the next kernel's first helper call"
-    assert _socket_files(private_tmp) == [], "socket files left behind"
 
-
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("notebook", LESSONS)
-def test_stop_button_mid_lesson_then_rest_runs_then_restart_and_run_all(notebook, private_tmp):
-    cells = code_cells(notebook)
-    middle = len(cells) // 2
-    with Kernel({"TMPDIR": str(private_tmp)}) as kernel:
-        for index, cell in enumerate(cells[:middle]):
-            result = kernel.run(cell.source)
-            assert not result.error or cell.may_raise, f"cell {index}: {result.error}"
-        # A cell that waits (event-driven, as the helpers wait), interrupted like the Stop button does.
-        msg_id = kernel.start("from helpers import wait_until\nprint('waiting', flush=True)\n"
-                              "wait_until(lambda: False, timeout=60)")
-        kernel.wait_output(msg_id, "waiting", timeout=10)  # the cell's own code runs now
-        kernel.manager.interrupt_kernel()
-        reply = kernel.wait_reply(msg_id, timeout=10)
-        assert reply["content"]["status"] == "error"
-        assert reply["content"]["ename"] == "KeyboardInterrupt"
-        problems = [f"cell {middle + i}: {e}" for i, e in
-                    enumerate(kernel.run(c.source).error for c in cells[middle:]) if e and not cells[middle + i].may_raise]
-        assert not problems, f"after the interrupt: {problems}"
-
-        before_restart = kernel.helpers()
-        kernel.manager.restart_kernel(now=True)
-        kernel.pid = kernel.manager.provisioner.pid
-        kernel.client.wait_for_ready(timeout=60)
-        assert not gone_within(before_restart, 2.0), "helpers survived the restart"
-        assert run_notebook(kernel, notebook) == []
-
-
-@pytest.mark.parametrize("notebook", LESSONS)
-def test_two_kernels_at_once_no_fd_leak_only_loopback_listeners(notebook, tmp_path):
-    """Twice at the same time, with a 150-byte TMPDIR: no collision, no leaked fd, no public listener."""
-    tmp = long_tmpdir(tmp_path)
+def test_stop_kill_9_restart_and_two_kernels_at_once_leave_nothing_behind(notebook, tmp_path):
+    tmp = long_tmpdir(tmp_path)  # 150 bytes: socket paths must still fit in sun_path's 108
     env = {"TMPDIR": str(tmp)}
-    pids: set[int] = set()  # the two kernels; their helpers are found under them
-    seen: set[tuple[str, str]] = set()
-    stop = threading.Event()
+    made: list[Path] = []  # the workspaces of the kernels alive at the end
+    faults = {
+        "Stop, rest of the lesson, Restart": lambda audit: stop_then_rest_then_restart(notebook, env, audit, made),
+        "kill -9, Restart & Run All": lambda audit: kill_9_then_restart_and_run_all(notebook, env, audit, made),
+    }
+    outcomes: dict[str, list[str]] = {}
 
-    def audit():
-        while not stop.wait(0.02):
-            seen.update(listeners_of(pids))
+    def run(name, fault, audit):
+        try:
+            outcomes[name] = fault(audit)
+        except Exception as error:  # reported below, with the fault that raised it
+            outcomes[name] = [f"{type(error).__name__}: {error}"]
 
-    auditor = threading.Thread(target=audit, daemon=True)
-    auditor.start()
-    outcomes = {}
-
-    def lesson(name):
-        with Kernel(env) as kernel:
-            pids.add(kernel.pid)
-            cells = code_cells(notebook)
-            first = kernel.run(cells[0].source)
-            after_setup = kernel.fds()
-            problems = [f"setup: {first.error}"] if first.error else []
-            problems += [f"cell {i + 1}: {r.error}" for i, r in enumerate(kernel.run(c.source) for c in cells[1:])
-                         if r.error and not cells[i + 1].may_raise]
-            outcomes[name] = (problems, after_setup, kernel.settled_fds(after_setup), kernel.helpers())
-
-    runners = [threading.Thread(target=lesson, args=(n,)) for n in ("first", "second")]
-    for runner in runners:
-        runner.start()
-    for runner in runners:
-        runner.join(300)
-    stop.set()
-    auditor.join()
-    for name, (problems, after_setup, at_end, helpers_left) in outcomes.items():
-        assert not problems, f"{name} kernel: {problems}"
-        leaked = {fd: target for fd, target in at_end.items() if after_setup.get(fd) != target}
-        assert len(at_end) == len(after_setup), f"{name} kernel: {len(after_setup)} fds after setup, now also {leaked}"
-        assert not helpers_left, f"{name} kernel: helper processes left running at the end: {helpers_left}"
-    assert len(outcomes) == 2
-    public = sorted((proto, local) for proto, local in seen if reachable_from_outside(local))
-    assert not public, f"the lesson listened on a non-loopback address: {public}"
+    with ListenerAudit() as audit:
+        runners = [threading.Thread(target=run, args=(name, fault, audit)) for name, fault in faults.items()]
+        for runner in runners:
+            runner.start()
+        for runner in runners:
+            runner.join(800)
+    problems = {name: outcomes.get(name, ["did not finish in 800 s"]) for name in faults}
+    assert not any(problems.values()), "\n".join(f"{name}: {p}" for name, ps in problems.items() for p in ps)
+    assert not audit.public(), f"the lesson listened on a non-loopback address: {audit.public()}"
+    for directory in made:  # their kernels are gone now: the next kernel's sweep removes all they left
+        sweep(str(directory.parent))
+    assert not [d for d in made if d.exists()], f"workspaces a sweep does not remove: {made}"
+    assert _socket_files(tmp) == [], "socket files left in TMPDIR outside any workspace"

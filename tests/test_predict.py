@@ -224,3 +224,20 @@ def test_the_demo_in_real_kernels_in_a_students_edition(tmp_path):
     second = run()  # a new kernel: the answer was locked by the first run's reveal
     assert second[1] == [f"{question}: {verdict}"]
     assert record(edition.student)["predictions"]["98-queue-fit"] == saved
+
+
+def test_a_checkers_verdict_counts_in_the_progress_view_and_a_stub_does_not(student):
+    from helpers.exercises import check_default_protocol
+    from tests.exercise_support import load_solutions
+
+    nbformat.write(new_notebook(cells=[new_code_cell("check_default_protocol(default_protocol)")]),
+                   student / "01-socket-creation.ipynb")
+
+    def default_protocol(family, type):
+        ...  # your code here
+
+    check_default_protocol(default_protocol)
+    assert not (student / RECORD).exists()  # a stub is "not started": nothing recorded
+    check_default_protocol(load_solutions("01_socket_creation.py").default_protocol)
+    assert record(student)["exercises"] == {"01": {"default_protocol": {"passed": True}}}
+    assert progress().rows[0][3] == "1 of 1"

@@ -1,4 +1,4 @@
-"""Every lesson follows the notebook template (DESIGN.md): checked on the committed .ipynb files.
+"""Every lesson follows the notebook template: checked on the committed .ipynb files.
 
 Name `NN-kebab-title.ipynb`; a `# ` title first; nav lines with working links at the top and the
 bottom (00 links to every lesson); objectives and key points; a setup cell of imports only;
@@ -193,6 +193,11 @@ def test_sanitize_file_parses():
     assert clean("/tmp/sll-4242-abc_12/s.sock") == clean("/dev/shm/sll-7-zz9/s.sock")
     assert clean("socket:[123] inode 5 127.0.0.1:4000 ('127.0.0.1', 4000) 0.153 s 0x7ffdeadbeef0") == \
         clean("socket:[9] inode 77 127.0.0.1:5 ('127.0.0.1', 5) 12.3 ms 0x7ffdeadbeef1")
+    # a kernel function's compiler clone suffix goes, its name stays
+    assert clean("sleeping in poll_schedule_timeout.constprop.0") == "sleeping in poll_schedule_timeout"
+    assert clean("in tcp_sendmsg.isra.0.constprop.1") == clean("in tcp_sendmsg") == "in tcp_sendmsg"
+    assert clean("unix_wait_for_peer.part.0, foo.cold") == "unix_wait_for_peer, foo"
+    assert clean("poll_schedule_timeout.constprop.0") != clean("inet_csk_accept.constprop.0")
     # real differences stay visible
     assert clean("fd 3, backlog 5, errno 98") == "fd 3, backlog 5, errno 98"
     assert clean("timed out after 2 s") != clean("timed out after 5 s")

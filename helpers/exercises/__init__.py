@@ -12,10 +12,11 @@ from helpers.exercises.datagrams import check_echo_server, check_request_reply
 from helpers.exercises.naming import check_peer_uid, check_remove_if_stale
 from helpers.exercises.queues import check_connect_with_deadline, check_queued_connections
 from helpers.exercises.report import Report, checker
-from helpers.exercises.runner import Outcome, is_stub, run_student
+from helpers.exercises.runner import Outcome, is_stub, run_isolated
+from helpers.exercises.serving import check_serve_selector, check_serve_threads
 
 __all__ = [
-    "Outcome", "Report", "checker", "is_stub", "run_student",
+    "Outcome", "Report", "checker", "is_stub", "run_isolated",
     "check_default_protocol", "check_next_fd", "check_socket_fds",
     "check_ask", "check_serve_one",
     "check_echo_server", "check_request_reply",
@@ -23,4 +24,5 @@ __all__ = [
     "check_backoff_delays", "check_connect_with_retry",
     "check_peer_uid", "check_remove_if_stale",
     "check_connect_with_deadline", "check_queued_connections",
+    "check_serve_selector", "check_serve_threads",
 ]

@@ -1,8 +1,9 @@
 """Checkers for the accept exercises: a server that serves client after client, and one that can
 be stopped from another thread. Introduced in 04-accept.
 
-The student's server runs in a child process (`run_student`); real clients connect to it from a
-thread of the kernel, every step bounded by a timeout, and record what they saw:
+The student's server runs in a child process (`report.run`); real clients connect to it from a
+thread of the kernel, every step bounded by a timeout, and record what they saw (n varies from run
+to run; serve_until_stopped gets a late client while it waits, so an idle timeout is seen):
 
     kernel thread: clients                      child process: the student's server
     connect (retry until it listens)  ----->    bind, listen, accept
@@ -17,14 +18,14 @@ import os
 import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 
+from helpers.exercises.kit import busy, is_int, limit, scratch_path, shown, spin_message
 from helpers.exercises.report import Report, checker
-from helpers.exercises.runner import Outcome, run_student
-from helpers.workspace import workspace
+from helpers.exercises.runner import Outcome
 
 __all__ = ["check_serve_clients", "check_serve_until_stopped"]
+LESSON = "04"  # the lesson whose exercises these are: the progress view in 00 counts them there
 
 CONNECT_WINDOW = 4.0  # seconds a client keeps trying to reach a server that is starting
 READ_TIMEOUT = 1.0  # seconds a client waits for its reply and for the end of the stream
@@ -69,56 +70,70 @@ def _session(path: str, message: bytes | None, server_done: threading.Event) -> 
     return seen
 
 
-def _run_with_clients(function, path: str, args: tuple, messages: list, timeout: float) -> tuple[Outcome, list]:
-    """Run the student's server while the clients, one after another, talk to it."""
+def _run_with_clients(report: Report, function, path: str, args: tuple, schedule: list,
+                      timeout: float) -> tuple[Outcome, list, int]:
+    """Run the student's server while the clients talk to it: `schedule` holds (delay, message), the
+    delay counted from the first client's connection (0: right after the previous client). Also
+    returns the most threads the server's process had at once (one: nobody else could stop it)."""
     sessions: list[Session] = []
     server_done = threading.Event()
 
     def clients():
-        for message in messages:
+        first = None
+        for delay, message in schedule:
+            if first is not None and server_done.wait(max(0.0, first + delay - time.monotonic())):
+                return
             sessions.append(_session(path, message, server_done))
+            first = first or time.monotonic()
 
     thread = threading.Thread(target=clients, daemon=True, name="exercise-clients")
     thread.start()
+    run = report.background(function, path, *args, timeout=timeout)
+    most_threads = 0
     try:
-        outcome = run_student(function, path, *args, timeout=timeout)
+        while not run.done():
+            most_threads = max(most_threads, _threads(run.student_pid()))
+            time.sleep(0.02)
+        outcome = run.join()
     finally:
         server_done.set()
         thread.join(CONNECT_WINDOW + 2 * READ_TIMEOUT)
-    return outcome, sessions
+    return outcome, sessions, most_threads
 
 
-def _fresh_path(stem: str) -> str:
-    return workspace().path(f"{stem}-{uuid.uuid4().hex[:6]}.sock")
-
-
-def _remove(path: str) -> None:
+def _threads(pid: int | None) -> int:
     try:
-        os.unlink(path)
-    except (FileNotFoundError, IsADirectoryError):
-        pass
+        return len(os.listdir(f"/proc/{pid}/task")) if pid else 0
+    except OSError:
+        return 0
 
 
-def _check_clients(report: Report, sessions: list[Session], expected: list[bytes], what_reply: str) -> None:
+def _check_clients(report: Report, sessions: list[Session], expected: list[bytes], what_reply: str,
+                   outcome: Outcome) -> None:
     """One check for the replies and one for the end of stream, each naming the first client that failed."""
     for i, want in enumerate(expected):
         seen = sessions[i] if i < len(sessions) else Session(error="it never got its turn")
         if not seen.connected and i == 0:
-            report.check(False, "", f"client 1 could not connect ({seen.error}): bind the path you were given, "
-                                    "then listen()")
+            report.fail(f"client 1 could not connect ({seen.error}): bind the path you were given, then listen()")
         elif not seen.connected:
-            report.check(False, "", f"client {i + 1} never got through ({seen.error}): after serving a client, "
-                                    "call accept() again on the listening socket, once per client")
+            report.fail(f"client {i + 1} never got through ({seen.error}): after serving a client, call accept() "
+                        "again on the listening socket, once per client")
+        elif not seen.reply and (outcome.timed_out or isinstance(outcome.error, BrokenPipeError)):
+            report.fail(f"client {i + 1} got nothing back: it waits for your reply without closing its side, so "
+                        "reading until b'' (or a newline) waits for ever: read one message with one recv(1024)")
+        elif not seen.reply and isinstance(outcome.error, OSError):
+            report.fail(f"client {i + 1} got nothing back: your function {outcome.problem()}")
         elif not seen.reply:
-            report.check(False, "", f"client {i + 1} got nothing back: accept() every client, in a loop, and send "
-                                    f"{what_reply} on the connected socket accept() returned")
+            report.fail(f"client {i + 1} got nothing back: accept() every client, in a loop, and send "
+                        f"{what_reply} on the connected socket accept() returned")
         elif seen.reply != want:
-            report.check(False, "", f"client {i + 1} got {seen.reply!r} back, expected {want!r}")
+            report.fail(f"client {i + 1} got {seen.reply!r} back, expected {want!r}")
         else:
             continue
         break
     else:
-        report.check(True, f"{len(expected)} clients, one after another, each got {what_reply}", "")
+        report.ok(f"{len(expected)} client{'s' if len(expected) != 1 else ''}, one after another, each got "
+                  f"{what_reply}")
     served = [s for s in sessions[:len(expected)] if s.reply]
     no_eof = next((i for i, s in enumerate(served) if not s.eof), None)
     if served:
@@ -130,63 +145,67 @@ def _check_clients(report: Report, sessions: list[Session], expected: list[bytes
 
 def _check_count(report: Report, value, sessions: list[Session], replies: list[bytes]) -> None:
     served = sum(1 for s, want in zip(sessions, replies, strict=False) if s.reply == want)
-    report.check(value == served and type(value) is int, f"returned {served}, the number of clients served",
-                 f"returned {value!r}, but {served} clients were served: return the number of clients served")
+    report.check(is_int(value) and value == served, f"returned {served}, the number of clients served",
+                 f"returned {shown(value)}, but {served} client{'s were' if served != 1 else ' was'} served: return "
+                 "the number of clients served")
 
 
-def _check_cleanup(report: Report, outcome: Outcome, path: str) -> None:
-    report.check(not outcome.left_open, "no socket left open when it returned",
-                 f"still open when it returned: {', '.join(outcome.left_open)}: close every socket you made")
+def _check_file_gone(report: Report, path: str) -> None:
     report.check(not os.path.exists(path), "the socket file is gone",
                  "the socket file is still there: unlink(path) at the end, or the next bind fails with EADDRINUSE")
 
 
 @checker("Exercise: serve_clients(path, n)")
 def check_serve_clients(report: Report, serve_clients) -> None:
-    path = _fresh_path("serve")
-    n = 3
-    messages = [f"hello {i}".encode() for i in range(1, n + 1)]
-    try:
-        outcome, sessions = _run_with_clients(serve_clients, path, (n,), messages, timeout=8.0)
+    n = report.rng.choice([2, 4, 5])
+    words = ["hello", "ping", "socket", "queue", "accept", "kernel"]
+    messages = [f"{report.rng.choice(words)} {i}".encode() for i in range(1, n + 1)]
+    with scratch_path("srv") as path:
+        outcome, sessions, _ = _run_with_clients(report, serve_clients, path, (n,), [(0, m) for m in messages],
+                                                 timeout=limit(1.0 * n))
         if outcome.timed_out:
-            report.check(False, "", f"it {outcome.problem()} It should return right after the {n}th client: "
-                                    f"accept exactly n times, read one message from each")
-        elif outcome.error is not None:
-            report.check(False, "", f"it {outcome.problem()}")
+            report.fail(f"it {outcome.problem()} It should return right after client {n} (n = {n}): accept exactly "
+                        "n times, read one message from each")
+        elif not outcome.ok:
+            report.fail(f"it {outcome.problem()}")
         replies = [m.upper() for m in messages]
-        _check_clients(report, sessions, replies, "its message back upper-cased")
+        _check_clients(report, sessions, replies, "its message back upper-cased", outcome)
         if outcome.ok:
             _check_count(report, outcome.value, sessions, replies)
-            _check_cleanup(report, outcome, path)
-    finally:
-        _remove(path)
+            _check_file_gone(report, path)
 
 
 @checker("Exercise: serve_until_stopped(path, stop_after)")
 def check_serve_until_stopped(report: Report, serve_until_stopped) -> None:
-    path = _fresh_path("stop")
-    stop_after, slack, clients = 1.0, 0.5, 2
-    try:
-        outcome, sessions = _run_with_clients(serve_until_stopped, path, (stop_after,), [None] * clients,
-                                              timeout=stop_after + 2.0)
+    stop_after, slack = round(report.rng.uniform(1.0, 1.4), 2), 0.5
+    late = round(stop_after * report.rng.uniform(0.55, 0.7), 2)  # a client that comes while the server waits
+    schedule = [(0, None), (0, None), (late, None)]
+    with scratch_path("srv") as path:
+        outcome, sessions, most_threads = _run_with_clients(report, serve_until_stopped, path, (stop_after,),
+                                                            schedule, timeout=limit(stop_after + slack))
         if outcome.timed_out:
-            report.check(False, "", f"it was still running {outcome.seconds:.0f} s after it started, long after the "
-                                    f"stop at {stop_after:.0f} s: close() from another thread does not wake a blocked "
-                                    "accept() on Linux; shutdown(socket.SHUT_RDWR) on the listening socket does")
-        elif outcome.error is not None:
-            report.check(False, "", f"it {outcome.problem()}: after shutdown() a blocked accept() fails with OSError "
-                                    "(EINVAL): catch it, it is your signal to stop")
-        _check_clients(report, sessions, [b"bye"] * clients, "b'bye'")
+            report.fail(f"it was still running {outcome.timeout:.1f} s after it started, long after the stop at "
+                        f"{stop_after} s: close() from another thread does not wake a blocked accept() on Linux; "
+                        "shutdown(socket.SHUT_RDWR) on the listening socket does")
+        elif not outcome.ok:
+            report.fail(f"it {outcome.problem()}" + (": after shutdown() a blocked accept() fails with OSError "
+                                                     "(EINVAL): catch it, it is your signal to stop"
+                                                     if isinstance(outcome.error, OSError) else ""))
+        _check_clients(report, sessions, [b"bye"] * len(schedule), "b'bye'", outcome)
         if not outcome.ok:
             return
-        late = outcome.seconds - stop_after
-        report.check(0 <= late <= slack,
-                     f"it returned {late:.2f} s after the stop (within {slack} s)",
-                     f"it returned after {outcome.seconds:.2f} s; the stop came at {stop_after:.1f} s: "
-                     + ("stop when the second thread says so, not before" if late < 0 else
-                        f"it must return within {slack} s of the stop: wake accept() at once with shutdown() "
-                        "instead of waiting for a long timeout"))
-        _check_count(report, outcome.value, sessions, [b"bye"] * clients)
-        _check_cleanup(report, outcome, path)
-    finally:
-        _remove(path)
+        after = outcome.seconds - stop_after
+        report.check(0 <= after <= slack,
+                     f"it returned {after:.2f} s after the stop (within {slack} s)",
+                     f"it returned after {outcome.seconds:.2f} s; the stop came at {stop_after} s "
+                     f"(the last client came at about {late} s): "
+                     + ("stop when the second thread says so, not before" if after < 0 else
+                        f"it must return within {slack} s of the stop, counted from the start, not from the last "
+                        "client: a timer thread calls shutdown() on the listening socket, which wakes accept() at "
+                        "once"))
+        report.check(not busy(outcome), "it waited in accept() without spinning", spin_message(outcome))
+        report.check(most_threads > 1, "a second thread stopped it",
+                     "your server ran in one thread only: it stopped itself by its own clock. The exercise is to stop "
+                     "it from a second thread (threading.Timer calling shutdown() on the listening socket)")
+        _check_count(report, outcome.value, sessions, [b"bye"] * len(schedule))
+        _check_file_gone(report, path)

@@ -1,11 +1,14 @@
 """Checkers for the connect exercises: backoff delays with jitter, and a client that retries until a
 late server comes up. Introduced in 05-connect-and-retries.
 
-`connect_with_retry` is run three times, each time in a fresh child process (`run_student`):
+`backoff_delays` is called a few hundred times (in one run) and judged per k: every delay drawn
+afresh, uniformly from 0 to its bound. `connect_with_retry` is run three times, each in a fresh process:
 
     a server that comes up late   it must connect soon after the server listens, and return the socket
-    a server that never comes     it must give up after `attempts` tries, having waited the right delays
-                                  (their sum is measured), and raise the last error
+    a server that never comes     no file at first (ENOENT), then a stale one (ECONNREFUSED): it must give
+                                  up after `attempts` tries, having waited the right delays (their sum
+                                  is measured; the parameters tell exponential from constant and
+                                  linear), without spinning, and raise the last error
     a path that cannot work       ENOTDIR: waiting cannot cure it, so it must be raised at once
 """
 
@@ -16,13 +19,14 @@ import os
 import socket
 import threading
 import time
-import uuid
 
+from helpers.exercises.kit import busy, limit, ran, scratch_path, shown, spin_message, started
+from helpers.exercises.plain import type_name
 from helpers.exercises.report import Report, checker
-from helpers.exercises.runner import Outcome, run_student
-from helpers.workspace import workspace
+from helpers.exercises.runner import Outcome
 
 __all__ = ["check_backoff_delays", "check_connect_with_retry"]
+LESSON = "05"  # the lesson whose exercises these are: the progress view in 00 counts them there
 
 SLACK = 0.12  # seconds of scheduling and interpreter noise we forgive in a measured wait
 
@@ -32,62 +36,80 @@ def _numbers(value) -> bool:
         isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
 
 
+def _delays(report: Report, outcome: Outcome, call: str, n: int, calls: int) -> list[list[float]] | None:
+    """The lists of delays of `calls` calls, or None after saying why there are none."""
+    if not ran(report, outcome, call):
+        return None
+    first = outcome.value[0] if isinstance(outcome.value, list) and outcome.value else None
+    bad = next((v for v in outcome.value if not (_numbers(v) and len(v) == n)), None) \
+        if isinstance(outcome.value, list) else outcome.value
+    if bad is not None or len(outcome.value) != calls:
+        report.fail(f"{call} returned {shown(bad if bad is not None else first, 80)}: return a list of {n} numbers "
+                    "(seconds)")
+        return None
+    return [list(v) for v in outcome.value]
+
+
+def _per_k(report: Report, runs: list[list[float]], bounds: list[float], cap: float | None) -> bool:
+    """Each delay k must be drawn afresh, uniformly from 0 up to its bound: check it over many calls."""
+    for k, bound in enumerate(bounds):
+        column = [run[k] for run in runs]
+        low, high, mean = min(column), max(column), sum(column) / len(column)
+        middle = sum(1 for d in column if 0.25 * bound <= d <= 0.75 * bound) / len(column)
+        where = f"delay {k} (bound min(cap, base * 2**{k}) = {bound:g})"
+        if low < 0 or high > bound * (1 + 1e-9):
+            why = ("a delay is never negative" if low < 0 else
+                   f"that is above the cap ({cap}): no delay may exceed it" if cap is not None and high > cap else
+                   "the exponent is k, starting at 0: the first bound is base itself")
+            return report.fail(f"{where} reached {low if low < 0 else high:.3f}: {why}")
+        if len(set(column)) == 1:
+            return report.fail(f"{where} was {column[0]:g} in every call: add jitter to every delay, draw each one at "
+                               "random between 0 and its bound (random.uniform), or every client waits in lock-step")
+        if high < 0.85 * bound:
+            return report.fail(f"{where} never went above {high:.3g} in {len(runs)} calls: the bound doubles each "
+                               "time (base * 2**k), it does not grow by base")
+        if not (0.35 <= mean / bound <= 0.65 and 0.3 <= middle <= 0.7):
+            return report.fail(f"{where} averaged {mean:.3g} over {len(runs)} calls, {middle:.0%} of them in the middle "
+                               "half: full jitter draws uniformly from the whole range, 0 up to the bound")
+    return True
+
+
 @checker("Exercise: backoff_delays(n, base, cap)")
 def check_backoff_delays(report: Report, backoff_delays) -> None:
-    n, base, cap = 40, 0.1, 1.0
-    runs = [run_student(backoff_delays, n, base, cap) for _ in range(2)]
-    for outcome in runs:
-        if not outcome.ok:
-            report.check(False, "", f"backoff_delays({n}, {base}, {cap}) {outcome.problem()}")
-            return
-    first, second = runs[0].value, runs[1].value
-    if not (_numbers(first) and len(first) == n):
-        report.check(False, "", f"backoff_delays({n}, {base}, {cap}) returned {first!r:.80}: return a list of "
-                                f"{n} numbers (seconds)")
+    n, base, cap, calls = 8, report.rng.choice([0.5, 1.0, 2.0]), 10_000.0, 300
+    call = f"backoff_delays({n}, {base}, {cap:g})"
+    runs = _delays(report, report.run(backoff_delays, n, base, cap, timeout=limit(), repeat=calls), call, n, calls)
+    if runs is None:
         return
-    report.check(True, f"returned a list of {n} delays", "")
-    bounds = [min(cap, base * 2 ** k) for k in range(n)]
-    over = next(((k, d) for k, d in enumerate(first) if not 0 <= d <= bounds[k] + 1e-9), None)
-    if over is None:
-        report.check(True, "every delay k lies between 0 and min(cap, base * 2**k)", "")
-    else:
-        k, d = over
-        why = ("a delay is never negative" if d < 0 else
-               f"that is above the cap ({cap}): no delay may exceed it" if d > cap else
-               f"the bound there is base * 2**{k} = {base * 2 ** k:g}")
-        report.check(False, "", f"delay {k} is {d:.3f}: {why}")
-    capped = first[4:]  # from k = 4 on, every bound is the cap
-    random_enough = report.check(len(set(capped)) > 1, "the delays are random (jitter)",
-                                 f"all delays from k = 4 on are {capped[0]!r}: add jitter, draw each one at random "
-                                 "between 0 and its bound (random.uniform), or every client waits as long as every other")
-    if over is None and random_enough:
-        low, high = min(capped), max(capped)
-        report.check(low < 0.4 * cap and high > 0.6 * cap, "they use the whole range from 0 up to the bound (full jitter)",
-                     f"with the bound at the cap ({cap}) your delays stay between {low:.2f} and {high:.2f}: full "
-                     "jitter draws from the whole range, 0 up to the bound")
-    report.check(first != second, "two calls give different delays",
-                 "two calls returned the same list: draw fresh random numbers (no fixed seed)")
-
-
-def _path(stem: str) -> str:
-    return workspace().path(f"{stem}-{uuid.uuid4().hex[:6]}.sock")
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+    report.ok(f"returned a list of {n} delays")
+    bounds = [base * 2 ** k for k in range(n)]
+    exact = next((k for k, bound in enumerate(bounds) if all(run[k] == bound for run in runs)), None)
+    if exact is not None:
+        report.fail(f"delay {exact} was its bound {bounds[exact]:g} in every call: add jitter to every delay, draw "
+                    "each one at random between 0 and its bound (random.uniform), or every client waits in lock-step")
+        return
+    if len({tuple(r) for r in runs}) < calls // 2:
+        report.fail(f"{calls} calls returned only {len({tuple(r) for r in runs})} different lists: draw fresh random "
+                    "numbers (no fixed seed)")
+        return
+    if not _per_k(report, runs, bounds, None):
+        return
+    report.ok(f"over {calls} calls every delay k spread from 0 up to base * 2**k (full jitter)")
+    n, base, cap, calls = 12, 0.1, report.rng.choice([0.8, 1.0, 1.5]), 200
+    call = f"backoff_delays({n}, {base}, {cap})"
+    runs = _delays(report, report.run(backoff_delays, n, base, cap, timeout=limit(), repeat=calls), call, n, calls)
+    if runs is not None and _per_k(report, runs, [min(cap, base * 2 ** k) for k in range(n)], cap):
+        report.ok(f"with cap {cap}: no delay above the cap, and the capped ones spread from 0 to the cap")
 
 
 def _returned_connected(outcome: Outcome, path: str) -> bool:
-    """A socket cannot travel back from the child: it comes back as its repr, e.g. `<socket.socket ... raddr=P>`."""
-    return isinstance(outcome.value, str) and outcome.value.startswith("<socket.socket") and f"raddr={path}" in outcome.value
+    """A socket cannot travel back from the child: it comes back shown, e.g. `<socket.socket ... raddr=P>`."""
+    return type_name(outcome.value) == "socket" and f"raddr={path}" in repr(outcome.value)
 
 
-def _late_server(report: Report, connect_with_retry) -> None:
+def _late_server(report: Report, connect_with_retry, path: str) -> None:
     """The server starts listening `up_after` seconds in; the client should be connected soon after."""
-    path, up_after = _path("late"), 0.5
+    up_after = round(report.rng.uniform(0.4, 0.8), 2)
     attempts, base, cap = 12, 0.05, 0.2
     events: dict[str, float] = {}
     stop = threading.Event()
@@ -109,18 +131,20 @@ def _late_server(report: Report, connect_with_retry) -> None:
                 conn.close()
 
     thread = threading.Thread(target=server, daemon=True, name="exercise-late-server")
-    thread.start()
+    run = report.background(connect_with_retry, path, attempts, base, cap, timeout=limit(up_after + 1.0))
     try:
-        outcome = run_student(connect_with_retry, path, attempts, base, cap, timeout=4.0)
+        started(run)  # the server's clock starts with the student's process
+        thread.start()
+        outcome = run.join()
     finally:
         stop.set()
-        thread.join(2.0)
-        _remove(path)
+        if thread.ident:
+            thread.join(2.0)
     call = f"connect_with_retry(path, {attempts}, {base}, {cap}) with a server that comes up after {up_after} s"
     if not outcome.ok:
         hint = ("; keep retrying after FileNotFoundError and ConnectionRefusedError: the server has not bound or is "
                 "not listening yet" if isinstance(outcome.error, FileNotFoundError | ConnectionRefusedError) else "")
-        report.check(False, "", f"{call} {outcome.problem()}{hint}")
+        report.fail(f"{call} {outcome.problem()}{hint}")
         return
     if "accepted" not in events:
         report.check(False, "", f"{call}: the server never saw a connection: keep retrying after FileNotFoundError "
@@ -134,63 +158,70 @@ def _late_server(report: Report, connect_with_retry) -> None:
                  f"it returned {outcome.value!r:.80}: return the connected socket")
 
 
-def _never_up(report: Report, connect_with_retry) -> None:
-    """A stale socket file (ECONNREFUSED) that never starts listening: measure the waits, expect the last error."""
-    path = _path("stale")
-    attempts, base, cap = 4, 0.1, 0.2
+def _never_up(report: Report, connect_with_retry, path: str) -> None:
+    """No file at first (ENOENT), then a stale socket file (ECONNREFUSED): measure the waits, expect the last error."""
+    base = report.rng.choice([0.04, 0.05, 0.06])
+    attempts, cap = 6, 8 * base  # base, 2, 4, 8, 8 (capped) times base: 23 (no cap: 31, constant: 40, linear: 15)
     delays = [min(cap, base * 2 ** k) for k in range(attempts - 1)]
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    appears = threading.Timer(base * 1.5, stale.bind, args=(path,))  # ENOENT first, then ECONNREFUSED
+    # room for a slower schedule (constant, no cap) to finish, so that it is named, not "did not return"
+    run = report.background(connect_with_retry, path, attempts, base, cap, timeout=limit(2 * sum(delays)))
     try:
-        stale.bind(path)  # bound, never listening: connect gets ECONNREFUSED every time
-        outcome = run_student(connect_with_retry, path, attempts, base, cap, timeout=2.5)
+        started(run)  # the file appears after the student's first attempt, not before it
+        appears.start()
+        outcome = run.join()
     finally:
+        appears.cancel()
+        if appears.ident:
+            appears.join()
         stale.close()
-        _remove(path)
-    call = f"connect_with_retry(path, {attempts}, {base}, {cap}) with nobody listening"
-    if outcome.timed_out:
-        report.check(False, "", f"{call} {outcome.problem()} Give up after `attempts` attempts")
+    call = f"connect_with_retry(path, {attempts}, {base}, {cap:g}) with nobody listening"
+    if outcome.timed_out or outcome.ended:
+        report.fail(f"{call}: your function {outcome.problem()} Give up after `attempts` attempts")
         return
     expected = sum(delays)
-    shown = " + ".join(f"{d:g}" for d in delays)
+    shown_delays = " + ".join(f"{d:g}" for d in delays)
     report.check(abs(outcome.seconds - expected) <= SLACK,
-                 f"{call}: gave up after {outcome.seconds:.2f} s, as the delays {shown} s add up",
-                 f"{call}: gave up after {outcome.seconds:.2f} s; {attempts} attempts with delays {shown} s take "
-                 f"about {expected:.2f} s: "
-                 + ("wait between attempts, doubling the delay from base" if outcome.seconds < expected else
-                    "cap each delay at `cap`, and do not wait after the last attempt"))
+                 f"{call}: gave up after {outcome.seconds:.2f} s, as the delays {shown_delays} s add up",
+                 f"{call}: gave up after {outcome.seconds:.2f} s; {attempts} attempts with delays {shown_delays} s "
+                 f"take about {expected:.2f} s: "
+                 + ("wait between attempts, doubling the delay from base each time" if outcome.seconds < expected else
+                    "double the delay from base each time, cap it at `cap`, and do not wait after the last attempt"))
+    report.check(not busy(outcome), "it slept between attempts without spinning", spin_message(outcome))
     error = outcome.error
     report.check(isinstance(error, ConnectionRefusedError), f"{call}: raised the last error, {type(error).__name__}",
-                 f"{call}: " + (f"returned {outcome.value!r:.60} instead of raising: raise the last error "
+                 f"{call}: " + (f"returned {shown(outcome.value)} instead of raising: raise the last error "
                                 "(ConnectionRefusedError here), so the caller knows why it failed" if error is None else
-                                f"raised {type(error).__name__}: {error}; raise the last error itself "
+                                f"raised {type(error).__name__}: {error}; the path first did not exist "
+                                "(FileNotFoundError), then nobody listened: raise the last error "
                                 "(ConnectionRefusedError here)"))
 
 
 def _cannot_work(report: Report, connect_with_retry) -> None:
     """A path through a regular file: ENOTDIR can never be cured by waiting."""
-    not_a_dir = workspace().path(f"file-{uuid.uuid4().hex[:6]}")
-    with open(not_a_dir, "w"):
-        pass
-    path = os.path.join(not_a_dir, "server.sock")
-    try:
-        outcome = run_student(connect_with_retry, path, 4, 0.1, 0.2, timeout=2.5)
-    finally:
-        os.unlink(not_a_dir)
+    with scratch_path("srv", suffix="") as not_a_dir:
+        with open(not_a_dir, "w"):
+            pass
+        path = os.path.join(not_a_dir, "server.sock")
+        outcome = report.run(connect_with_retry, path, 4, 0.1, 0.2, timeout=limit(0.4))
     call = "connect_with_retry(path, 4, 0.1, 0.2) where a part of the path is a regular file"
     right_error = isinstance(outcome.error, NotADirectoryError)
     if right_error and outcome.seconds < 0.08:
-        report.check(True, f"{call}: raised NotADirectoryError at once, without retrying", "")
+        report.ok(f"{call}: raised NotADirectoryError at once, without retrying")
     elif right_error:
-        report.check(False, "", f"{call}: raised NotADirectoryError only after {outcome.seconds:.2f} s of retrying: "
-                                "waiting cannot fix a wrong path, so retry only FileNotFoundError and "
-                                "ConnectionRefusedError and raise anything else at once")
+        report.fail(f"{call}: raised NotADirectoryError only after {outcome.seconds:.2f} s of retrying: "
+                    "waiting cannot fix a wrong path, so retry only FileNotFoundError and "
+                    "ConnectionRefusedError and raise anything else at once")
     else:
-        report.check(False, "", f"{call}: " + (outcome.problem() or f"returned {outcome.value!r:.60}")
-                                + "; expected NotADirectoryError (ENOTDIR), raised at once")
+        report.fail(f"{call}: " + (outcome.problem() or f"returned {shown(outcome.value)}")
+                    + "; expected NotADirectoryError (ENOTDIR), raised at once")
 
 
 @checker("Exercise: connect_with_retry(path, attempts, base, cap)")
 def check_connect_with_retry(report: Report, connect_with_retry) -> None:
-    _late_server(report, connect_with_retry)
-    _never_up(report, connect_with_retry)
+    with scratch_path("srv") as path:
+        _late_server(report, connect_with_retry, path)
+    with scratch_path("srv") as path:
+        _never_up(report, connect_with_retry, path)
     _cannot_work(report, connect_with_retry)
