@@ -44,7 +44,7 @@ __all__ = ["Crowd", "Server", "Timed", "ask", "connect", "fd_room", "state_of", 
 START_TIMEOUT = 10.0
 READ_TIMEOUT = 5.0
 _PR_SET_NAME, _PR_SET_PDEATHSIG = 15, 1
-_running: set[Server] = set()
+_running: set = set()  # servers and crowds of this kernel, for stop_servers()
 
 
 def _raise_fd_limit() -> int:
@@ -194,10 +194,10 @@ def _start_ticks(pid: int, tid: int) -> int:
 
 
 def stop_servers() -> int:
-    """Stop every server this kernel started; how many were still running."""
-    running = [s for s in list(_running) if s.alive]
-    for server in list(_running):
-        server.stop()
+    """Stop every server and crowd this kernel started; how many servers were still running."""
+    running = [s for s in list(_running) if isinstance(s, Server) and s.alive]
+    for each in list(_running):
+        each.close() if isinstance(each, Crowd) else each.stop()
     return len(running)
 
 
@@ -353,12 +353,14 @@ class Crowd:
             raise RuntimeError(f"the crowd could not connect: {line or 'no message'}")
         self.connected = int(line.split()[1])
         self.pid = self._proc.pid
+        _running.add(self)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._proc.stdin.close()
         processes.stop(self._proc, timeout=2.0)
         self._proc.stdout.close()
+        _running.discard(self)
 
     def __enter__(self) -> Crowd:
         return self
