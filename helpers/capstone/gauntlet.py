@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 from helpers.capstone import peer as peer_module
-from helpers.capstone.program import Program
+from helpers.capstone.program import Program, start
 from helpers.capstone.protocol import MAX_MESSAGE, connect, frame, read_message, reply_to, wait_until_read
 from helpers.observe import wait_until
 from helpers.workspace import workspace
@@ -98,7 +98,8 @@ class Report:
 
     def __repr__(self) -> str:
         counts = {v: sum(line.verdict == v for line in self.lines) for v in ("PASS", "FAIL", "SKIP")}
-        summary = f"{len(self.lines)} attacks: {counts['PASS']} passed, {counts['FAIL']} failed"
+        summary = f"{len(self.lines)} attack{'' if len(self.lines) == 1 else 's'}: {counts['PASS']} passed, " \
+                  f"{counts['FAIL']} failed"
         summary += f", {counts['SKIP']} skipped" if counts["SKIP"] else ""
         return "\n".join([*self.notes, *map(str, self.lines), summary])
 
@@ -218,7 +219,6 @@ class Gauntlet:
     def __init__(self, server_file: str, client_file: str):
         self.server_file, self.client_file = server_file, client_file
         self.path = workspace().fresh_path("gauntlet.sock")
-        self.outputs = itertools.count(1)
         self.programs: list[Program] = []
         self.server: Program | None = None
         self.baseline: set[int] = set()  # the sockets the server held when it started listening
@@ -227,8 +227,7 @@ class Gauntlet:
     # -- processes ----------------------------------------------------------------------------------
 
     def launch(self, file: str, *args: str) -> Program:
-        output = os.path.join(workspace().dir, f"gauntlet-{next(self.outputs)}.out")
-        program = Program(file, *args, output=output)
+        program = start(file, *args)
         self.programs.append(program)
         return program
 
@@ -647,7 +646,7 @@ def gauntlet(server: str, client: str, *, only=None, skip=()) -> Report:
         if not os.path.isfile(file):
             raise FileNotFoundError(f"{file}: no such file (paths are relative to {os.getcwd()})")
     not_started = {file for file in (server, client) if _stub_main(file)}
-    for file in sorted(not_started):
+    for file in [f for f in (server, client) if f in not_started]:
         report.notes.append(f"{os.path.basename(file)}: not started yet (its main() is still `...`): fill in the "
                             "TODOs, then run the gauntlet again")
     attack = Gauntlet(os.path.abspath(server), os.path.abspath(client))

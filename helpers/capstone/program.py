@@ -10,6 +10,7 @@ with wait4, which also says how much CPU it used.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -17,8 +18,9 @@ import time
 from helpers import processes
 from helpers.inspect import fds, unix_sockets
 from helpers.observe import snapshot, wait_until
+from helpers.workspace import workspace
 
-__all__ = ["Program", "group_members"]
+__all__ = ["Program", "group_members", "start"]
 
 SLEEP_CALLS = {"clock_nanosleep", "nanosleep", "select", "pselect6", "poll", "ppoll", "epoll_wait", "epoll_pwait"}
 
@@ -39,6 +41,14 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+_outputs = itertools.count(1)
+
+
+def start(file: str, *args: str) -> Program:
+    """`python file args...` as a Program, its output kept in the kernel's workspace. Used in 09-capstone."""
+    return Program(file, *args, output=os.path.join(workspace().dir, f"program-{next(_outputs)}.out"))
+
+
 class Program:
     """`python <file> <args>` in a process group of its own; always stopped with `kill()`."""
 
@@ -46,7 +56,7 @@ class Program:
         """Start it; its standard output goes to `output`, its standard error to `output` + '.err'."""
         self.file, self.args, self.output_path, self.errors_path = file, args, output, output + ".err"
         with open(self.output_path, "wb") as out, open(self.errors_path, "wb") as err:
-            self.proc = processes.start("capstone.launch", file, *args, stdout=out, stderr=err,
+            self.proc = processes.start("capstone.launch", os.path.abspath(file), *args, stdout=out, stderr=err,
                                         process_group=0, umask=umask, cwd=os.path.dirname(os.path.abspath(file)))
         self.pid = self.proc.pid
         self.started = time.monotonic()
@@ -93,6 +103,10 @@ class Program:
             raise RuntimeError(f"{self.file} (pid {self.pid}) did not end after SIGKILL")
         wait_until(lambda: not group_members(self.pid), 5.0)
         return left
+
+    def __repr__(self) -> str:
+        state = "running" if self.running() else self.how_it_ended()
+        return f"<{os.path.basename(self.file)} pid={self.pid} {state}>"
 
     def seconds(self) -> float:
         return (self.ended or time.monotonic()) - self.started
