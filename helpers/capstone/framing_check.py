@@ -119,6 +119,10 @@ def _results(run: dict, count: int) -> list[dict | None]:
     return [*run["results"], *[None] * count][:count]
 
 
+def _raised(result: dict | None, name: str) -> bool:
+    return bool(result) and result.get("error", [""])[0] == name
+
+
 def _hung(report: Report, run: dict, what: str) -> bool:
     if run["hung"]:
         report.check(False, "", f"{what} did not return within {STUDENT_TIMEOUT:g} s (it was stopped): does it "
@@ -156,13 +160,17 @@ def _check_recv_exactly(report: Report, sources: dict) -> None:
         report.check(run["left"] == b"NEXT", "and left the next bytes in the socket",
                      f"it took bytes beyond the 10 asked for (left {run['left']!r} of b'NEXT'): ask recv for at most "
                      "n - len(data) bytes")
-    run = _run(sources, [["recv_exactly", 10]], _then_close(b"012"))
-    if not _hung(report, run, "recv_exactly(sock, 10), with the peer closing after 3 bytes,"):
+    _check_cut_short(report, sources, ["recv_exactly", 10], b"012", "the peer closed after 3 of 10 bytes")
+
+
+def _check_cut_short(report: Report, sources: dict, call: list, sent: bytes, story: str) -> None:
+    """The peer sends `sent` and closes: the call must raise EOFError, not return what it got."""
+    run = _run(sources, [call], _then_close(sent))
+    if not _hung(report, run, f"{call[0]}, when {story},"):
         (result,) = _results(run, 1)
-        report.check(result.get("error", [""])[0] == "EOFError",
-                     "the peer closed after 3 of 10 bytes: it raised EOFError",
-                     f"the peer closed after 3 of 10 bytes, and recv_exactly {_said(result)}: raise EOFError when "
-                     "recv returns b'' before n bytes have come")
+        report.check(_raised(result, "EOFError"), f"{story}: {call[0]} raised EOFError",
+                     f"{story}: {call[0]} {_said(result)}, expected EOFError (raise it when recv returns b'' "
+                     "before all the bytes have come: a message cut short is an error, not a short message)")
 
 
 def _check_send_message(report: Report, sources: dict) -> None:
@@ -205,20 +213,15 @@ def _check_recv_message(report: Report, sources: dict) -> None:
         report.check(_value(result) == b"hello, in pieces", "a message whose length came in 3 pieces came back whole",
                      f"a message whose 4-byte length came in 3 pieces: recv_message {_said(result)}, expected "
                      "b'hello, in pieces': read the length with recv_exactly too")
-    run = _run(sources, [["recv_message"]], _then_close(frame(b"twenty bytes exactly")[:9]))
-    if not _hung(report, run, "recv_message, with the peer closing inside a message,"):
-        (result,) = _results(run, 1)
-        report.check(result.get("error", [""])[0] == "EOFError",
-                     "the peer closed inside a message: it raised EOFError",
-                     f"the peer closed after 5 of 20 bytes of a message: recv_message {_said(result)}, "
-                     "expected EOFError (a message cut short is an error, not a short message)")
+    _check_cut_short(report, sources, ["recv_message"], frame(b"twenty bytes exactly")[:9],
+                     "the peer closed after 5 of the 20 bytes of a message")
     run = _run(sources, [["recv_message"]], lambda sock: sock.sendall(frame(b"", length=MAX_MESSAGE + 1)))
     if run["hung"]:
         report.check(False, "", f"a length of {MAX_MESSAGE + 1} was announced (over the limit), and recv_message waited "
                                 "for the body: compare the length with `limit` before reading it")
     else:
         (result,) = _results(run, 1)
-        report.check(result.get("error", [""])[0] == "ValueError",
+        report.check(_raised(result, "ValueError"),
                      f"a length of {MAX_MESSAGE + 1} (over the limit): it raised ValueError without reading the body",
                      f"a length of {MAX_MESSAGE + 1} was announced, over the limit of {MAX_MESSAGE}: recv_message "
                      f"{_said(result)}, expected ValueError")

@@ -360,13 +360,18 @@ class Gauntlet:
                                       f"(e.g. {failed[-1]}): serve each connection in a thread of its own")
         return Line("PASS", name)
 
+    def sent_in_pieces(self, request: bytes, cuts: list[int]) -> str:
+        """Send the framed `request` cut at `cuts`, each piece once the server has read the last; '' if answered."""
+        data = frame(request)
+        bounds = [0, *(c for c in cuts if c < len(data)), len(data)]
+        with connect(self.path, ANSWER) as sock:
+            problem = dribble(sock, [data[a:b] for a, b in itertools.pairwise(bounds)], time.monotonic() + 2 * ANSWER)
+            return problem or answer_problem(sock, request)
+
     def one_byte_at_a_time(self) -> Line:
         name = "a client that sends one byte at a time"
         request = b"one byte at a time"
-        data = frame(request)
-        with connect(self.path, ANSWER) as sock:
-            problem = dribble(sock, [data[i:i + 1] for i in range(len(data))], time.monotonic() + 2 * ANSWER)
-            problem = problem or answer_problem(sock, request)
+        problem = self.sent_in_pieces(request, list(range(1, len(frame(request)))))
         if problem:
             return Line("FAIL", name, f"{problem}: a recv may return a single byte; read the length and the body "
                                       "with recv_exactly")
@@ -375,15 +380,12 @@ class Gauntlet:
     def split_message(self) -> Line:
         name = "a message split across many sends"
         request = bytes(self.rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(MAX_MESSAGE))
-        data = frame(request)
-        cuts = [0, 1, 4]
-        while cuts[-1] < len(data):
-            cuts.append(min(len(data), cuts[-1] + self.rng.randint(1, 9000)))
-        with connect(self.path, ANSWER) as sock:
-            problem = dribble(sock, [data[a:b] for a, b in itertools.pairwise(cuts)], time.monotonic() + 2 * ANSWER)
-            problem = problem or answer_problem(sock, request)
+        cuts = [1, 4]
+        while cuts[-1] < len(request):
+            cuts.append(cuts[-1] + self.rng.randint(1, 9000))
+        problem = self.sent_in_pieces(request, cuts)
         if problem:
-            return Line("FAIL", name, f"{len(cuts) - 1} pieces making one message of {MAX_MESSAGE} bytes (the "
+            return Line("FAIL", name, f"{len(cuts) + 1} pieces making one message of {MAX_MESSAGE} bytes (the "
                                       f"limit, allowed) got {problem}: loop until you have all the bytes announced")
         return Line("PASS", name)
 
@@ -429,13 +431,7 @@ class Gauntlet:
 
     def killed_mid_request(self) -> Line:
         name = "a client killed mid-request"
-        peer = subprocess.Popen([sys.executable, "-I", "-c", PEER_SOURCE, "partial", self.path],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        try:
-            said = _line_from(peer, START)
-        finally:
-            peer.kill()
-            peer.wait()
+        said = _peer_says(sys.executable, "partial", self.path)  # then it is killed, its request cut short
         if said != "sent":
             return Line("FAIL", name, f"the client could not send its request ({said or 'no word'})")
         self.settled()
@@ -457,14 +453,8 @@ class Gauntlet:
         try:
             os.chmod(workspace().dir, 0o711)
             os.chmod(self.path, 0o666)
-            peer = subprocess.Popen([python, "-I", "-c", PEER_SOURCE, "ask", self.path], user="nobody", group="nogroup"
-                                    if _has_group("nogroup") else None, extra_groups=[], cwd="/",
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            try:
-                said = _line_from(peer, START)
-            finally:
-                peer.kill()
-                peer.wait()
+            said = _peer_says(python, "ask", self.path, user="nobody", extra_groups=[],
+                              group="nogroup" if _has_group("nogroup") else None)
         finally:
             for path, mode in modes.items():
                 if os.path.lexists(path):
@@ -584,10 +574,18 @@ class Gauntlet:
         return Line("FAIL", name, problem) if problem else Line("PASS", name, f"answered after {client.seconds():.2f} s")
 
 
-def _line_from(proc: subprocess.Popen, timeout: float) -> str:
-    """The first line `proc` prints, stripped; '' if none within `timeout`."""
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    return proc.stdout.readline().strip() if ready else ""
+def _peer_says(python: str, mode: str, path: str, **popen_kwargs) -> str:
+    """Run the peer (`peer.py`) in `mode` against `path`; the first line it prints ('' if none within START),
+    after which it is killed."""
+    peer = subprocess.Popen([python, "-I", "-c", PEER_SOURCE, mode, path], cwd="/", stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, **popen_kwargs)
+    try:
+        ready, _, _ = select.select([peer.stdout], [], [], START)
+        return peer.stdout.readline().strip() if ready else ""
+    finally:
+        peer.kill()
+        peer.wait()
+        peer.stdout.close()
 
 
 def _has_group(name: str) -> bool:
