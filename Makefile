@@ -19,10 +19,11 @@ PYTEST_NB := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell
 	--ignore=notebooks/solutions -p no:cacheprovider
 LINTED := $(wildcard helpers tests bench)
 
-.PHONY: help lab test flake bench browser venv
+.PHONY: help lab reset test flake bench browser venv
 
 help:
-	@echo "make lab     start JupyterLab on notebooks/00-start-here.ipynb (http://127.0.0.1 only)"
+	@echo "make lab     start JupyterLab on your own copies of the lessons, my-notebooks/ (http://127.0.0.1 only)"
+	@echo "make reset LESSON=03   your copy of lesson 03 anew (the old one saved beside it)"
 	@echo "make test    unit tests, notebooks (nbval), browser tests, ruff"
 	@echo "make flake   optional: the notebooks $(FLAKE_RUNS) times in a row, counting failures"
 	@echo "make bench   optional: helper round trips (bench/run.py), series vs floor and browser (bench/series.py)"
@@ -49,9 +50,15 @@ $(OVERRIDES): etc/jupyterlab-overrides.json $(STAMP)
 venv: $(STAMP) $(OVERRIDES)
 
 # -- the two commands --------------------------------------------------------------------------
+# The lab serves the student's edition (helpers/edition.py): their own copies of notebooks/.
 lab: venv
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks --LabApp.default_url=$(START) \
+	$(PY) -m helpers.edition sync
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=my-notebooks --LabApp.default_url=$(START) \
 	  $(if $(IS_ROOT),--allow-root) $(LAB_ARGS)
+
+reset: venv
+	@[ -n "$(LESSON)" ] || { echo "usage: make reset LESSON=03 (your copy of lesson 03 is saved beside it first)" >&2; exit 2; }
+	$(PY) -m helpers.edition reset $(LESSON)
 
 # Debian's chromium for the browser tests; as root we install it, otherwise those tests skip
 # (under CI=true they fail instead).

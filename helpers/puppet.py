@@ -29,7 +29,7 @@ import threading
 import time
 from socket import AF_INET, AF_UNIX, SOCK_STREAM
 
-from helpers import observe, processes, wire
+from helpers import c_calls, observe, processes, wire
 from helpers.explain import for_notebook
 from helpers.workspace import workspace
 
@@ -296,6 +296,17 @@ class PendingCall:
             raise TimeoutError(f"{self.puppet.name}: {self.label} still not finished after {timeout} s ({now})")
         return self.puppet._unwrap(self._future, self.label)
 
+    def __iter__(self):
+        """Refuse unpacking (`conn, peer = listener.accept()`): a pending call is not its result."""
+        if self.done():
+            state = "has finished, but a pending call is the call, not its result"
+        else:
+            state = f"is still {self.blocked_in}: there is no result to unpack yet"
+        raise for_notebook(TypeError(
+            f"cannot unpack a pending call: {self.puppet.name}: {self.label} {state}. Keep the call "
+            f"and unpack its result, which waits for it: conn, peer = call.result(timeout=5)"
+        ))
+
     def outcome(self) -> str:
         """One line: where it is blocked, or what it returned or raised."""
         if not self._future.done():
@@ -415,6 +426,39 @@ class PuppetThread:
 
     def __repr__(self) -> str:
         return f"<thread {self._lane.name} of {self._lane.puppet.name}>"
+
+
+class CCalls:
+    """`srv.c`: the puppet calling libc itself (helpers.c_calls), to show what C gets where Python hides it.
+
+    `srv.c.accept(listener)` runs `accept(fd, NULL, NULL)` in the puppet's main thread and returns a
+    `CResult` (the new fd, or -1 with errno's name), or a PendingCall while the kernel keeps it asleep.
+    """
+
+    def __init__(self, puppet: Puppet):
+        self.puppet = puppet
+
+    def __dir__(self):
+        return list(c_calls.CALLS)
+
+    def __getattr__(self, name: str):
+        function = c_calls.CALLS.get(name)
+        if function is None:
+            raise AttributeError(f"{self.puppet.name_hint}.c has no {name}(); it offers {', '.join(c_calls.CALLS)}")
+
+        def call(self, *args, **kwargs):
+            __tracebackhide__ = True
+            for arg in args:
+                if isinstance(arg, RemoteSocket) and arg.puppet is not self.puppet:
+                    raise ValueError(f"{arg!r} lives in another process; {self.puppet.name} can only use its own sockets")
+            wired = tuple(a._ref if isinstance(a, RemoteSocket) else a for a in args)
+            shown = [str(a.fileno()) if isinstance(a, RemoteSocket) else _arg(a) for a in args]
+            label = f"{name}({', '.join([*shown, *(f'{k}={_arg(v)}' for k, v in kwargs.items())])})"
+            return self.puppet._main.call(0, "c_call", (name, *wired), kwargs, label=label)
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__ = function.__doc__
+        return _teaching(call).__get__(self)
 
 
 class Puppet:
@@ -542,6 +586,11 @@ class Puppet:
     def _require_alive(self) -> None:
         if not self.alive or self._channel.closed:
             raise self._exit_error()
+
+    @property
+    def c(self) -> CCalls:
+        """The same process calling libc directly: `srv.c.accept(listener)` (see helpers.c_calls)."""
+        return CCalls(self)
 
     def state(self) -> observe.ThreadSnapshot:
         """What the main thread does right now (state, system call, wchan)."""

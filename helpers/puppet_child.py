@@ -23,7 +23,7 @@ import socket as sockets
 import sys
 import threading
 
-from helpers import processes, wire
+from helpers import c_calls, processes, wire
 
 SIGNAL_ACTIONS = ("default", "ignore", "return", "raise")
 _HIGH_FDS = 200  # the puppet's own pipes live from here on
@@ -81,6 +81,10 @@ class Process:
         """Receive data and file descriptors, adopting each descriptor as a socket object."""
         data, fds, flags, addr = sockets.recv_fds(sock, bufsize, maxfds)
         return data, [sockets.socket(fileno=fd) for fd in fds], flags, addr
+
+    def c_call(self, name: str, *args, **kwargs):
+        """One libc call made through ctypes (helpers.c_calls): C's result, no Python in between."""
+        return c_calls.CALLS[name](*args, **kwargs)
 
     def ids(self):
         return {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}
