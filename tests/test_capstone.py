@@ -68,7 +68,7 @@ WRONG = [
      "SIGTERM with a request in flight", "SIGTERM killed it: it has no handler"),
     ("SIGTERM drops the requests in flight", "server",
      [("        stop_writer.send(b\"!\")", "        os.unlink(path)\n        os._exit(0)")],
-     "SIGTERM with a request in flight", "the request in flight got"),
+     "SIGTERM with a request in flight", "the request in flight: "),
     ("socket file left behind at exit", "server",
      [("    os.unlink(path)\n    print(\"server.py: stopped\"", "    print(\"server.py: stopped\"")],
      "nothing left after it exited", "its socket file was left behind"),

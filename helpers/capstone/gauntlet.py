@@ -291,7 +291,7 @@ class Gauntlet:
         if self.wait_listening(self.server):
             self.baseline = self.server.sockets()
             problem = self.serving_problem()
-            return Line("FAIL", name, f"it started, but a request got {problem}") if problem else Line("PASS", name)
+            return Line("FAIL", name, f"it started, but a request: {problem}") if problem else Line("PASS", name)
         why = f"it {self.server.how_it_ended()}" if not self.server.running() else \
             f"no listening socket at the path after {START:g} s"
         self.server.kill()
@@ -332,7 +332,7 @@ class Gauntlet:
             for n, request in enumerate((b"first", b"the second request", b"3rd"), 1):
                 sock.sendall(frame(request))
                 if problem := answer_problem(sock, request):
-                    return Line("FAIL", name, f"the {_ordinal(n)} request got {problem}: answer each message as it "
+                    return Line("FAIL", name, f"the {_ordinal(n)} request: {problem}: answer each message as it "
                                               "comes, in a loop, until end of file")
         return Line("PASS", name)
 
@@ -357,7 +357,7 @@ class Gauntlet:
         failed = [p for p in problems if p]
         if failed:
             return Line("FAIL", name, f"{len(failed)} of {CLIENTS} got no right answer within {ANSWER:g} s "
-                                      f"(e.g. {failed[-1]}): serve each connection in a thread of its own")
+                                      f"(the first: {failed[0]}): serve each connection in a thread of its own")
         return Line("PASS", name)
 
     def sent_in_pieces(self, request: bytes, cuts: list[int]) -> str:
@@ -385,8 +385,8 @@ class Gauntlet:
             cuts.append(cuts[-1] + self.rng.randint(1, 9000))
         problem = self.sent_in_pieces(request, cuts)
         if problem:
-            return Line("FAIL", name, f"{len(cuts) + 1} pieces making one message of {MAX_MESSAGE} bytes (the "
-                                      f"limit, allowed) got {problem}: loop until you have all the bytes announced")
+            return Line("FAIL", name, f"one message of {MAX_MESSAGE} bytes (the limit, allowed) sent in {len(cuts) + 1} "
+                                      f"pieces: {problem}: loop until you have all the bytes announced")
         return Line("PASS", name)
 
     def oversized_length(self) -> Line:
@@ -418,7 +418,7 @@ class Gauntlet:
             sock.shutdown(socket.SHUT_WR)
             for n, request in enumerate(requests, 1):
                 if problem := answer_problem(sock, request):
-                    return Line("FAIL", name, f"after the client shut down writing, its {_ordinal(n)} request got "
+                    return Line("FAIL", name, f"after the client shut down writing, its {_ordinal(n)} request: "
                                               f"{problem}: answer everything received before end of file")
             try:
                 ended = read_message(sock, ANSWER) is None
@@ -498,7 +498,7 @@ class Gauntlet:
             except OSError as error:
                 problem = f"a closed connection ({type(error).__name__}) for the rest of the request"
             status = self.server.wait(max(0.0, signalled + ANSWER - time.monotonic()))
-        problems = [f"the request in flight got {problem}"] if problem else []
+        problems = [f"the request in flight: {problem}"] if problem else []
         if status is None:
             problems.append(f"it was still running {ANSWER:g} s after SIGTERM (we killed it)")
             self.server.kill()

@@ -122,12 +122,9 @@ class Program:
             return ""
 
     def last_words(self) -> str:
-        """The last line it printed (standard error first), quoted, to explain an exit; '' if none."""
-        for text in (self.output(errors=True), self.output()):
-            lines = [line.strip() for line in text.splitlines() if line.strip()]
-            if lines:
-                return f" and said {lines[-1][:160]!r}"
-        return ""
+        """The last line it wrote on its standard error (where errors and tracebacks go), quoted; '' if none."""
+        lines = [line.strip() for line in self.output(errors=True).splitlines() if line.strip()]
+        return f" and said {lines[-1][:160]!r}" if lines else ""
 
     def how_it_ended(self) -> str:
         status = self.poll()
