@@ -112,12 +112,15 @@ def _ordinal(n: int) -> str:
     return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
 
 
-def answer_problem(sock: socket.socket, request: bytes, timeout: float = ANSWER) -> str:
-    """'' if the next message on `sock` is the right answer to `request`, else what came instead."""
+def answer_problem(sock: socket.socket, request: bytes, timeout: float = ANSWER, allowed: float = ANSWER) -> str:
+    """'' if the next message on `sock` is the right answer to `request`, else what came instead.
+
+    `timeout` is how long we still wait; `allowed`, the time the server had in all (for the message).
+    """
     try:
         got = read_message(sock, timeout)
     except TimeoutError:
-        return f"no answer within {timeout:g} s"
+        return f"no answer within {allowed:g} s"
     except EOFError:
         return "the connection ended in the middle of the answer"
     except ValueError as error:
@@ -142,6 +145,13 @@ def dribble(sock: socket.socket, pieces: list[bytes], deadline: float) -> str:
         sent += len(piece)
         wait_until_read(sock, deadline)  # after the deadline, the rest goes at once
     return ""
+
+
+def accepts(path: str) -> bool:
+    """Does a listening socket at `path` take connections? (A non-blocking connect; EAGAIN: a full queue.)"""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)
+        return probe.connect_ex(path) in (0, errno.EAGAIN)
 
 
 def make_stale(path: str) -> None:
@@ -492,6 +502,9 @@ class Gauntlet:
             wait_until_read(busy, time.monotonic() + ANSWER)
             signalled = time.monotonic()
             self.server.signal(signal.SIGTERM)
+            # the rest of the request goes once the server has acted on SIGTERM (it no longer accepts),
+            # so that a server which drops requests in flight cannot win the race by chance
+            wait_until(lambda: not self.server.running() or not accepts(self.path), ANSWER)
             try:
                 busy.sendall(data[10:])
                 problem = answer_problem(busy, request)
