@@ -66,6 +66,8 @@ CLIENT_ATTACKS = [
     ("client.py retries while the server restarts", "05"),
 ]
 ATTACKS = [name for name, _ in SERVER_ATTACKS + CLIENT_ATTACKS]
+FRESH_START = "stale socket file at start-up"  # starts the server itself
+AFTER_EXIT = "nothing left after it exited"  # looks at the server that the SIGTERM attack stopped
 LESSONS = dict(SERVER_ATTACKS + CLIENT_ATTACKS)
 
 
@@ -232,6 +234,7 @@ class Gauntlet:
         self.programs: list[Program] = []
         self.server: Program | None = None
         self.baseline: set[int] = set()  # the sockets the server held when it started listening
+        self.stopped: Program | None = None  # the server the SIGTERM attack stopped
         self.rng = random.Random(9)  # the same attacks every run
 
     # -- processes ----------------------------------------------------------------------------------
@@ -501,6 +504,7 @@ class Gauntlet:
             busy.sendall(data[:10])
             wait_until_read(busy, time.monotonic() + ANSWER)
             signalled = time.monotonic()
+            self.stopped = self.server
             self.server.signal(signal.SIGTERM)
             # the rest of the request goes once the server has acted on SIGTERM (it no longer accepts),
             # so that a server which drops requests in flight cannot win the race by chance
@@ -525,11 +529,15 @@ class Gauntlet:
         return Line("PASS", name, f"answered, exit status 0 after {self.server.ended - signalled:.2f} s")
 
     def nothing_left(self) -> Line:
-        name = "nothing left after it exited"
-        if self.server.running():
+        name = AFTER_EXIT
+        if self.stopped is None:  # the SIGTERM attack did not run: stop a server of our own
+            if why := self.ensure_server():
+                return Line("FAIL", name, f"not run: {why}")
+            self.serving_problem()  # once it has answered, its SIGTERM handler is in place
             self.server.signal(signal.SIGTERM)
             self.server.wait(ANSWER)
-        left = self.server.kill()
+            self.stopped = self.server
+        left = self.stopped.kill()
         problems = []
         if left:
             problems.append(f"{len(left)} process(es) it started still ran (we killed them): end and wait for every "
@@ -666,7 +674,7 @@ def gauntlet(server: str, client: str, *, only=None, skip=()) -> Report:
             is_server_attack = name in dict(SERVER_ATTACKS)
             if (server if is_server_attack else client) in not_started:
                 continue
-            if is_server_attack and name != "stale socket file at start-up" and (why := attack.ensure_server()):
+            if is_server_attack and name not in (FRESH_START, AFTER_EXIT) and (why := attack.ensure_server()):
                 report.lines.append(Line("FAIL", name, f"not run: {why}"))
                 continue
             try:
