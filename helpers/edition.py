@@ -77,7 +77,7 @@ class Edition:
             raise ValueError(f"no lessons (NN-name.ipynb) in {self.reference}/: run this from the course's folder")
         first_start = not (self.student / MANIFEST).exists()
         self.student.mkdir(parents=True, exist_ok=True)
-        self._link_solutions()
+        self._link_shared()
         manifest = self._manifest()
         made, lines = [], []
         for number, reference in self.lessons().items():
@@ -127,11 +127,12 @@ class Edition:
         lines.append(f"{copy} is the newest version of lesson {number}, outputs cleared")
         return lines
 
-    def _link_solutions(self) -> None:
-        """The lessons point at `solutions/` beside them: a link keeps that true and always current."""
-        target, link = self.reference / "solutions", self.student / "solutions"
-        if target.is_dir() and not link.exists() and not link.is_symlink():
-            link.symlink_to(os.path.relpath(target.resolve(), self.student.resolve()), target_is_directory=True)
+    def _link_shared(self) -> None:
+        """The lessons point at `solutions/` and `figures/` beside them: links keep that true and always current."""
+        for name in ("solutions", "figures"):
+            target, link = self.reference / name, self.student / name
+            if target.is_dir() and not link.exists() and not link.is_symlink():
+                link.symlink_to(os.path.relpath(target.resolve(), self.student.resolve()), target_is_directory=True)
 
     def _backup_name(self, copy: Path) -> Path:
         stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -169,3 +170,6 @@ def test_the_real_lessons_copy_without_a_single_output(tmp_path):
     # the lessons name their reference solutions as `solutions/NN_name.py`, beside them
     assert sorted(p.name for p in (edition.student / "solutions").glob("*.py")) == \
            sorted(p.name for p in (REPO / "notebooks" / "solutions").glob("*.py"))
+    # and their diagrams as `figures/name.svg`: every image a lesson links shows in the student's copy too
+    linked = {m for name in lessons for m in re.findall(r"\]\((figures/[^)]+)\)", (REPO / "notebooks" / name).read_text())}
+    assert linked and all((edition.student / path).is_file() for path in linked), linked
