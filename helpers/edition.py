@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,9 @@ class Edition:
         first_start = not (self.student / MANIFEST).exists()
         self.student.mkdir(parents=True, exist_ok=True)
         self._link_shared()
+        lines = self._copy_starting_files()
         manifest = self._manifest()
-        made, lines = [], []
+        made = []
         for number, reference in self.lessons().items():
             fresh = student_copy(reference.read_text())
             copy = self.student / reference.name
@@ -133,6 +135,18 @@ class Edition:
             target, link = self.reference / name, self.student / name
             if target.is_dir() and not link.exists() and not link.is_symlink():
                 link.symlink_to(os.path.relpath(target.resolve(), self.student.resolve()), target_is_directory=True)
+
+    def _copy_starting_files(self) -> list[str]:
+        """The capstone's programs (`capstone/server.py`, ...) are the student's to write: copied once, never overwritten."""
+        lines = []
+        source = self.reference / "capstone"
+        for start in sorted(source.glob("*.py")) if source.is_dir() else []:
+            copy = self.student / "capstone" / start.name
+            if not copy.exists():
+                copy.parent.mkdir(exist_ok=True)
+                shutil.copyfile(start, copy)
+                lines.append(f"your starting file {copy} is ready to edit")
+        return lines
 
     def _backup_name(self, copy: Path) -> Path:
         stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")

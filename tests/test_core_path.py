@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]-*.ipynb"))
-LATER = {"04-accept", "06-close-semantics", "07-datagrams"}  # converted in a later change
 LIMIT = 45
 WORDS_PER_MINUTE = 130
 _END = re.compile(r"^## (Going deeper|Exercises)\b", re.M)
@@ -41,13 +40,7 @@ def core_path_minutes(notebook: Path) -> float:
     return words / WORDS_PER_MINUTE + 0.5 * code + predictions
 
 
-def _lessons(reason: str) -> list:
-    return [pytest.param(nb, id=nb.stem, marks=[pytest.mark.xfail(reason=reason, strict=False)]
-                         if nb.stem in LATER and core_path_minutes(nb) > LIMIT else [])
-            for nb in NOTEBOOKS]
-
-
-@pytest.mark.parametrize("notebook", _lessons("converted in a later change"))
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
 def test_the_core_path_takes_at_most_45_minutes(notebook):
     minutes = core_path_minutes(notebook)
     assert minutes <= LIMIT, f"{notebook.stem}: core path {minutes:.0f} min; move side roads to '## Going deeper'"

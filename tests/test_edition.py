@@ -173,3 +173,15 @@ def test_the_real_lessons_copy_without_a_single_output(tmp_path):
     # and their diagrams as `figures/name.svg`: every image a lesson links shows in the student's copy too
     linked = {m for name in lessons for m in re.findall(r"\]\((figures/[^)]+)\)", (REPO / "notebooks" / name).read_text())}
     assert linked and all((edition.student / path).is_file() for path in linked), linked
+
+
+def test_the_capstones_starting_files_are_copied_once_and_never_overwritten(edition):
+    (edition.reference / "capstone").mkdir()
+    (edition.reference / "capstone" / "server.py").write_text("# TODO: your server\n")
+    edition.sync()
+    copy = edition.student / "capstone" / "server.py"
+    assert copy.read_text() == "# TODO: your server\n" and not copy.is_symlink()
+    copy.write_text("# the student's server\n")
+    (edition.reference / "capstone" / "server.py").write_text("# a newer skeleton\n")
+    assert edition.sync() == []
+    assert copy.read_text() == "# the student's server\n"

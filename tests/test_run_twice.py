@@ -13,9 +13,6 @@ import pytest
 from kernels import NOTEBOOKS, Kernel, code_cells
 
 pytestmark = [pytest.mark.rerun, pytest.mark.skipif(not NOTEBOOKS, reason="no lesson notebooks yet")]
-LATER = {"04-accept", "06-close-semantics", "07-datagrams"}  # their re-run fixes come in a later change
-LESSONS = [pytest.param(nb, id=nb.stem, marks=[pytest.mark.xfail(reason="fixed in a later change", strict=False)]
-                        if nb.stem in LATER else []) for nb in NOTEBOOKS]
 
 
 def _kind(error: str | None) -> str | None:
@@ -36,7 +33,7 @@ def rerun_problems(kernel: Kernel, cells) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("notebook", LESSONS)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
 def test_every_cell_can_run_twice_in_a_row(notebook):
     with Kernel() as kernel:
         problems = rerun_problems(kernel, code_cells(notebook))
