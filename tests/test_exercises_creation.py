@@ -174,7 +174,10 @@ def test_default_protocol_leaving_sockets_open():
 
 def test_default_protocol_returning_the_socket():
     def default_protocol(family, type):
-        return socket.socket(family, type, 0)  # noqa: F821
+        try:
+            return socket.socket(family, type, 0)  # noqa: F821
+        except OSError:  # noqa: F821
+            return None
 
     text = failed(check_default_protocol(default_protocol))
     assert "returned the socket itself, the kernel says" in text

@@ -103,11 +103,19 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
+def _tasks(pid: int) -> list[str]:
+    """The thread ids of `pid`; none once it has gone (it may go while we look)."""
+    try:
+        return os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+
+
 def _descendants(pid: int) -> list[int]:
     found, todo = [], [pid]
     while todo:
         parent = todo.pop()
-        for tid in os.listdir(f"/proc/{parent}/task") if os.path.isdir(f"/proc/{parent}/task") else []:
+        for tid in _tasks(parent):
             with contextlib.suppress(OSError), open(f"/proc/{parent}/task/{tid}/children") as f:
                 kids = [int(c) for c in f.read().split()]
                 found += kids
