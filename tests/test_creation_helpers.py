@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from helpers import Puppet, stop_all, workspace
-from helpers.inspect import fd_flags
+from helpers.kernel_view import fd_flags
 from helpers.widgets import ProcessCard
 
 

@@ -16,7 +16,7 @@ import psutil
 import pytest
 from kernels import NOTEBOOKS, Kernel, code_cells, gone_within, long_tmpdir, run_notebook
 
-from helpers.inspect import ss
+from helpers.kernel_view import ss
 
 pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no lesson notebooks yet")
 LESSONS = [pytest.param(nb, id=nb.stem) for nb in NOTEBOOKS]

@@ -90,7 +90,7 @@ def _still_blocked(call: PendingCall, seconds: float = 0.3) -> bool:
     """The call has not finished within `seconds` and its thread still sleeps in the same call."""
     if observe.wait_until(call.done, seconds):
         return False
-    now = observe.snapshot(call.puppet.pid, call.lane.tid)
+    now = observe.snapshot(call.puppet.pid, call.tid)
     return now.syscall == call.snapshot.syscall and now.sleeping
 
 
@@ -539,3 +539,77 @@ def test_without_syscalls_in_proc_a_blocked_call_is_pending_with_a_notice(make, 
     cli.socket(AF_UNIX).connect(address)
     conn, _ = call.result(timeout=2)
     assert conn.fileno() == listener.fileno() + 1
+
+
+# -- one reader per puppet; results wrapped once --------------------------------------------------
+def _pipe_ends_shared_with(pid: int) -> set[int]:
+    """Our descriptors that are the other ends of the pipes `pid` holds: a puppet's reply and event pipes."""
+    theirs = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    ours = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            ours[int(fd)] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # the descriptor listdir itself used
+            continue
+    return {fd for fd, target in ours.items() if target.startswith("pipe:") and target in theirs}
+
+
+def test_no_thread_but_the_puppets_reader_reads_its_pipes(make, paths, monkeypatch):
+    srv, cli = make("server"), make("client")
+    watched = _pipe_ends_shared_with(srv.pid) | _pipe_ends_shared_with(cli.pid)
+    readers: list[tuple[str, int]] = []
+    real_read = os.read
+
+    def spying_read(fd, size):
+        if fd in watched:
+            readers.append((threading.current_thread().name, fd))
+        return real_read(fd, size)
+
+    monkeypatch.setattr(os, "read", spying_read)
+    # Everything that waits for the puppet: a call that returns, one that blocks, its card's
+    # callback, a second thread, a handled signal, result(), and the puppet's end.
+    listener, address = _listener(srv, AF_UNIX, paths("readers.sock"))
+    srv.on_signal(signal.SIGUSR1, "return")
+    call = listener.accept()
+    assert isinstance(call, PendingCall)
+    call.add_done_callback(lambda call: call.outcome())
+    assert srv.thread().use(listener).getsockname() == address
+    assert srv.signal(signal.SIGUSR1).startswith("SIGUSR1 delivered: the handler ran and returned")
+    assert srv.handled_signals() == ["SIGUSR1"]
+    cli.socket(AF_UNIX).connect(address)
+    call.result(timeout=2)
+    srv.stop()
+    assert readers, "the pipes were never read"
+    assert {name for name, _ in readers} == {"read-server", "read-client"}, readers
+
+
+def test_a_result_is_one_object_that_keeps_its_state(make, paths):
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("identity.sock"))
+    call = listener.accept()
+    cli.socket(AF_UNIX).connect(address)
+    conn, _ = call.result(timeout=2)
+    assert conn.fileno() == 4
+    conn.close()
+    again, _ = call.result(timeout=2)
+    assert again is conn and again.fileno() == -1
+    assert repr(conn) in repr(call) and "fd=-1" in repr(call)
+
+
+def test_a_done_callback_runs_once_even_when_added_while_the_call_finishes(make, paths):
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("callbacks.sock"))
+    call = listener.accept()
+    ran: list[str] = []
+
+    def first(call):
+        ran.append("first")
+        call.add_done_callback(lambda call: ran.append("added while finishing"))  # the window
+
+    call.add_done_callback(first)
+    cli.socket(AF_UNIX).connect(address)
+    call.result(timeout=2)
+    call.add_done_callback(lambda call: ran.append("added after"))
+    assert observe.wait_until(lambda: len(ran) >= 3, 2)
+    assert sorted(ran) == ["added after", "added while finishing", "first"]
+    assert call.status == "returned" and call.outcome(with_name=False).startswith("accept() returned (<remote")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome, run_student
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 
 __all__ = ["check_serve_clients", "check_serve_until_stopped"]
 

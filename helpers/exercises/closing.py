@@ -22,10 +22,10 @@ import time
 
 from helpers.exercises.report import checker
 from helpers.exercises.runner import Background, Outcome
-from helpers.inspect import accept_queue
+from helpers.kernel_view import accept_queue
 from helpers.observe import wait_until
 from helpers.puppet import PendingCall, Puppet, PuppetExited
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 
 __all__ = ["check_ask", "check_serve_one"]
 

@@ -20,7 +20,7 @@ import uuid
 
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome, run_student
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 
 __all__ = ["check_backoff_delays", "check_connect_with_retry"]
 

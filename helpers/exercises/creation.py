@@ -15,7 +15,7 @@ from socket import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_RDM, SOCK_SEQPAC
 
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome, run_student
-from helpers.inspect import fds
+from helpers.kernel_view import fds
 from helpers.puppet import Puppet
 
 __all__ = ["check_default_protocol", "check_next_fd", "check_socket_fds"]

@@ -18,10 +18,10 @@ import socket
 
 from helpers.exercises.report import checker
 from helpers.exercises.runner import Background
-from helpers.inspect import unix_sockets
+from helpers.kernel_view import unix_sockets
 from helpers.observe import wait_until
 from helpers.puppet import Puppet, PuppetExited
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 
 __all__ = ["check_echo_server", "check_request_reply"]
 

@@ -21,10 +21,10 @@ import uuid
 
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome, run_student
-from helpers.inspect import unix_sockets
+from helpers.kernel_view import unix_sockets
 from helpers.observe import wait_until
 from helpers.puppet import Puppet
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 
 __all__ = ["check_peer_uid", "check_remove_if_stale"]
 

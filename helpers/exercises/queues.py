@@ -22,9 +22,9 @@ import uuid
 
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome, run_student
-from helpers.inspect import accept_queue
+from helpers.kernel_view import accept_queue
 from helpers.puppet import Puppet
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 
 __all__ = ["check_connect_with_deadline", "check_queued_connections"]
 

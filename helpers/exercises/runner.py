@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from helpers import processes
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 
 __all__ = ["Background", "Outcome", "is_stub", "run_student", "source_of"]
 

@@ -20,8 +20,8 @@ import subprocess
 from dataclasses import dataclass
 
 __all__ = [
-    "AcceptQueue", "TcpSocket", "accept_queue", "fd_flags", "fds", "listeners", "retransmissions", "socket_inode",
-    "tcp_sockets", "unix_sockets", "connection_state", "ss",
+    "AcceptQueue", "TcpSocket", "accept_queue", "connection_state", "fd_flags", "fds", "retransmissions",
+    "socket_inode", "ss", "tcp_sockets", "unix_sockets",
 ]
 
 TCP_STATES = {
@@ -116,13 +116,6 @@ def tcp_sockets(port: int | None = None, proto: str = "tcp") -> list[TcpSocket]:
     return found
 
 
-def listeners() -> list[tuple[str, tuple[str, int]]]:
-    """Every listening TCP socket and bound UDP socket of the machine: (proto, local address)."""
-    result = [("tcp", s.local) for s in tcp_sockets() if s.state == "LISTEN"]
-    result += [("udp", s.local) for s in tcp_sockets(proto="udp") if s.state == "CLOSE"]
-    return result
-
-
 @dataclass(frozen=True)
 class AcceptQueue:
     """A listening socket's accept queue as the kernel reports it."""
@@ -134,7 +127,8 @@ class AcceptQueue:
         return f"{self.queued} waiting in the accept queue (backlog {self.backlog})"
 
 
-def _ss(*args: str) -> list[list[str]]:
+def ss(*args: str) -> list[list[str]]:
+    """`ss -H -n ARGS`, one list of fields per socket: what `ss` itself shows, without the header."""
     if shutil.which("ss") is None:
         raise FileNotFoundError("`ss` (Debian package iproute2) is needed to read socket queues")
     out = subprocess.run(["ss", "-H", "-n", *args], capture_output=True, text=True, timeout=5, check=True).stdout
@@ -145,13 +139,13 @@ def accept_queue(address) -> AcceptQueue | None:
     """The accept queue of the listening socket at `address` (a path, or (host, port)); None if none."""
     if isinstance(address, str | bytes):
         path = os.fsdecode(address).replace("\0", "@", 1)
-        for row in _ss("-x", "-l"):
+        for row in ss("-x", "-l"):
             # u_str LISTEN <Recv-Q> <Send-Q> <path> <inode> * 0
             if len(row) >= 5 and row[4] == path:
                 return AcceptQueue(int(row[2]), int(row[3]))
         return None
     host, port = address[0], address[1]
-    for row in _ss("-t", "-l", f"sport = :{port}"):
+    for row in ss("-t", "-l", f"sport = :{port}"):
         # LISTEN <Recv-Q> <Send-Q> <host>:<port> <peer>
         local_host = row[3].rsplit(":", 1)[0].strip("[]")
         if local_host in (host, "*", "0.0.0.0", "::"):
@@ -171,11 +165,6 @@ def connection_state(local: tuple[str, int], peer: tuple[str, int], proto: str =
     return None
 
 
-def ss(*args: str) -> list[list[str]]:
-    """`ss -H -n ARGS`, one list of fields per socket: what `ss` itself shows, without the header."""
-    return _ss(*args)
-
-
 def retransmissions(local: tuple[str, int]) -> int | None:
     """How many times TCP has resent the unanswered segment of the socket at `local`; None if no such socket.
 
@@ -184,7 +173,7 @@ def retransmissions(local: tuple[str, int]) -> int | None:
     the kernel gives up with ETIMEDOUT (tcp_syn_retries, or TCP_SYNCNT on the socket).
     Introduced in 03-listen-and-backlog.
     """
-    rows = _ss("-t", "-o", "state", "all", "src", f"{local[0]}:{local[1]}")
+    rows = ss("-t", "-o", "state", "all", "src", f"{local[0]}:{local[1]}")
     if not rows:
         return None
     for field in rows[0]:
