@@ -17,7 +17,7 @@ import enum
 import errno
 import functools
 
-__all__ = ["Teaching", "call_text", "errno_name", "explain", "for_notebook", "shown"]
+__all__ = ["Teaching", "call_text", "errno_name", "explain", "for_notebook", "shown", "teaching"]
 
 # errno name -> (what it means for sockets, what to try)
 _MEANINGS: dict[str, tuple[str, str]] = {
@@ -161,26 +161,35 @@ def call_text(name: str, args=(), kwargs=None) -> str:
 class Teaching:
     """Base class of the objects a notebook calls: every error leaving their public methods is for_notebook'd.
 
-    The one place where errors get their notebook form. Each public method (and `__init__`) of a
-    subclass is wrapped once, when the class is made, so an error carries the call that raised it
-    ("in server: bind('/tmp/s.sock')") and one line of advice, and the student never sees the
-    frames of the helpers. The first (innermost) public method an error leaves names it.
+    The one place where errors get their notebook form. Each public method of a subclass, and its
+    `__init__` and `__iter__`, is wrapped once by `teaching()` when the class is made, so an error
+    carries the call that raised it ("in server: bind('/tmp/s.sock')") and one line of advice, and
+    the student never sees the frames of the helpers. The first (innermost) public method an error
+    leaves names it.
     """
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         for name, member in list(vars(cls).items()):
-            if callable(member) and (name == "__init__" or not name.startswith("_")):
-                setattr(cls, name, _teaching(cls.__name__ if name == "__init__" else name, member))
+            if callable(member) and (name in ("__init__", "__iter__") or not name.startswith("_")):
+                shown_as = {"__init__": cls.__name__, "__iter__": None}.get(name, name)
+                setattr(cls, name, teaching(shown_as, member))
 
 
-def _teaching(name: str, method):
+def teaching(name: str | None, method):
+    """`method` (of an object with a `name` or a `puppet`), its errors given their notebook form.
+
+    `name` is the call as the student wrote it, shown beside the error; None shows no call (an
+    unpacking, say, which the error message itself describes).
+    """
+
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except Exception as error:  # the student's mistake, or the kernel's answer: both are lessons
             owner = getattr(self, "puppet", self)
-            raise for_notebook(error, f"in {getattr(owner, 'name', '?')}: {call_text(name, args, kwargs)}") from None
+            where = f"in {getattr(owner, 'name', '?')}: {call_text(name, args, kwargs)}" if name else ""
+            raise for_notebook(error, where) from None
 
     return wrapper

@@ -28,7 +28,7 @@ from socket import AF_INET, AF_UNIX, SOCK_STREAM
 
 from helpers import observe, processes, wire
 from helpers.explain import Teaching, call_text
-from helpers.remote import RemoteSocket
+from helpers.remote import CCalls, RemoteSocket
 from helpers.socket_dir import workspace
 
 __all__ = ["PendingCall", "Puppet", "PuppetBusy", "PuppetExited", "PuppetThread", "RemoteSocket", "finished",
@@ -172,6 +172,15 @@ class PendingCall(Teaching):
             raise TimeoutError(f"{self.puppet.name}: {self.label} still not finished after {timeout} s ({now})")
         return self._future.result()
 
+    def __iter__(self):
+        """Refuse unpacking (`conn, peer = listener.accept()`): a pending call is not its result."""
+        if self.done():
+            state = "has finished, but a pending call is the call, not its result"
+        else:
+            state = f"is still {self.blocked_in}: there is no result to unpack yet"
+        raise TypeError(f"cannot unpack a pending call: {self.puppet.name}: {self.label} {state}. Keep the call "
+                        f"and unpack its result, which waits for it: conn, peer = call.result(timeout=5)")
+
     def outcome(self, with_name: bool = True) -> str:
         """One line: where it is blocked, or what it returned or raised (`with_name`: after the puppet's name)."""
         name = f"{self.puppet.name}: " if with_name else ""
@@ -281,6 +290,11 @@ class Puppet(Teaching):
     @property
     def returncode(self) -> int | None:
         return self._proc.poll()
+
+    @property
+    def c(self) -> CCalls:
+        """The same process calling libc directly: `srv.c.accept(listener)` (see helpers.c_calls)."""
+        return CCalls(self, self._main)
 
     def state(self) -> observe.ThreadSnapshot:
         """What the main thread does right now (state, system call, wchan)."""

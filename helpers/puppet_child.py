@@ -56,6 +56,12 @@ class Process:
         data, fds, flags, addr = sockets.recv_fds(sock, bufsize, maxfds)
         return data, [sockets.socket(fileno=fd) for fd in fds], flags, addr
 
+    def c_call(self, name: str, *args, **kwargs):
+        """One libc call made through ctypes (helpers.c_calls): C's result, no Python in between."""
+        from helpers import c_calls  # on first use: most puppets never make one, and start faster without it
+
+        return c_calls.CALLS[name](*args, **kwargs)
+
     def on_signal(self, signum: int, action: str):
         """Choose what the process does when `signum` arrives (must run in the main thread)."""
         if action not in SIGNAL_ACTIONS:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING
 
-from helpers.explain import Teaching
+from helpers import c_calls
+from helpers.explain import Teaching, shown, teaching
 from helpers.wire import SocketRef
 
 if TYPE_CHECKING:
     from helpers.puppet import Puppet, _Lane
 
-__all__ = ["RemoteSocket"]
+__all__ = ["CCalls", "RemoteSocket"]
 
 
 class _Descriptor:
@@ -152,3 +153,36 @@ class RemoteSocket(Teaching):
     def getblocking(self, *args, **kwargs):
         """getblocking() -> bool (Python's own setting, kept with the timeout: no C call)"""
         return self._call("getblocking", args, kwargs)
+
+
+class CCalls:
+    """`srv.c`: the puppet calling libc itself (helpers.c_calls), to show what C gets where Python hides it.
+
+    `srv.c.accept(listener)` runs `accept(fd, NULL, NULL)` in the puppet's main thread and returns a
+    `CResult` (the new fd, or -1 with errno's name), or a PendingCall while the kernel keeps it asleep.
+    A socket argument is passed as its descriptor, as C would: the label reads `accept(3)`.
+    """
+
+    def __init__(self, puppet: Puppet, lane: _Lane):
+        self.puppet, self._lane = puppet, lane
+
+    def __dir__(self):
+        return list(c_calls.CALLS)
+
+    def __getattr__(self, name: str):
+        function = c_calls.CALLS.get(name)
+        if function is None:
+            raise AttributeError(f"{self.puppet.name_hint}.c has no {name}(); it offers {', '.join(c_calls.CALLS)}")
+
+        def call(self, *args, **kwargs):
+            for arg in args:
+                if isinstance(arg, RemoteSocket) and arg.puppet is not self.puppet:
+                    raise ValueError(f"{arg!r} lives in another process; {self.puppet.name} can only use its own sockets")
+            wired = tuple(a._ref if isinstance(a, RemoteSocket) else a for a in args)
+            words = [str(a.fileno()) if isinstance(a, RemoteSocket) else shown(a) for a in args]
+            label = f"{name}({', '.join([*words, *(f'{k}={shown(v)}' for k, v in kwargs.items())])})"
+            return self._lane.call(0, "c_call", (name, *wired), kwargs, label=label)
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__ = function.__doc__
+        return teaching(name, call).__get__(self)

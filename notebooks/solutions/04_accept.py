@@ -34,7 +34,8 @@ def serve_until_stopped(path, stop_after):
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen()
-    # shutdown() wakes a blocked accept (it fails with EINVAL); close() from another thread would not.
+    # On Linux, shutdown() wakes a blocked accept (it fails with EINVAL); close() from another thread
+    # would not. (Elsewhere shutdown() of a listening socket may fail with ENOTCONN: see the lesson.)
     stopper = threading.Timer(stop_after, server.shutdown, args=(socket.SHUT_RDWR,))
     stopper.start()
     served = 0
