@@ -7,6 +7,8 @@ Sources, all read-only:
     ss -H -n ...                              queues: for a listening socket Recv-Q = connections
                                               waiting in the accept queue, Send-Q = the backlog
 
+    /proc/net/netstat, /proc/net/snmp        the kernel's event counters (net_counter)
+
 Introduced in 01-socket-creation (descriptors) and 03-listen-and-backlog (queues).
 """
 
@@ -20,8 +22,8 @@ import subprocess
 from dataclasses import dataclass
 
 __all__ = [
-    "AcceptQueue", "TcpSocket", "accept_queue", "connection_state", "fd_flags", "fds", "retransmissions",
-    "socket_inode", "ss", "tcp_sockets", "unix_sockets",
+    "AcceptQueue", "TcpSocket", "accept_queue", "connection_state", "fd_flags", "fds", "net_counter",
+    "retransmissions", "socket_inode", "ss", "tcp_sockets", "unix_sockets",
 ]
 
 TCP_STATES = {
@@ -181,3 +183,23 @@ def retransmissions(local: tuple[str, int]) -> int | None:
         if match:
             return int(match.group(1))
     return 0
+
+
+def net_counter(group: str, name: str) -> int:
+    """A counter of the kernel's network statistics, e.g. ("TcpExt", "TCPAbortOnClose"), ("Udp", "NoPorts").
+
+    The kernel counts events no socket call reports: a reset sent because unread bytes were thrown
+    away, a datagram dropped for want of room, a datagram to a port nobody holds. `/proc/net/netstat`
+    (TcpExt, IpExt) and `/proc/net/snmp` (Ip, Icmp, Tcp, Udp) hold them as pairs of lines, a header
+    of names and a line of values, counted since boot for the whole network namespace: other traffic
+    may add to a counter while we watch, so compare a rise, not an exact value.
+    Introduced in 06-close-semantics.
+    """
+    for table in ("/proc/net/netstat", "/proc/net/snmp"):
+        with open(table) as f:
+            lines = f.read().splitlines()
+        for header, values in zip(lines[::2], lines[1::2], strict=True):
+            names = header.split()
+            if names[0] == f"{group}:" and name in names:
+                return int(values.split()[names.index(name)])
+    raise KeyError(f"no counter {group} {name} in /proc/net/netstat or /proc/net/snmp")
