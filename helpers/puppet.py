@@ -72,15 +72,6 @@ def finished(value, timeout: float = 5.0):
     return value.result(timeout) if isinstance(value, PendingCall) else value
 
 
-def _settled(future: Future, timeout: float) -> bool:
-    """Wait up to `timeout` for the future; True once it holds a value or an error (without raising it)."""
-    try:
-        future.exception(timeout)
-    except TimeoutError:  # the wait's own timeout: a call that raised TimeoutError is settled
-        return False
-    return True
-
-
 class _Lane:
     """One thread of the puppet: where its calls go, and how to see it from /proc."""
 
@@ -98,7 +89,7 @@ class _Lane:
                 f"t = {puppet.name_hint}.thread(); t.use(sock).method(...)"
             )
         future = puppet._channel.send(handle, method, args, kwargs or {}, self.worker)
-        if _settled(future, QUICK):
+        if wire.settled(future, QUICK):
             return future.result()
         label = label or call_text(method, args, kwargs)
         try:
@@ -116,7 +107,7 @@ class _Lane:
         same call twice; (True, None) where /proc shows no system calls and the call goes on."""
         puppet = self.puppet
         if not puppet.syscalls_visible:
-            return (not _settled(future, 0.2)), None
+            return (not wire.settled(future, 0.2)), None
         previous = None
         deadline = time.monotonic() + CALL_TIMEOUT
         interval = 0.0005
@@ -125,7 +116,7 @@ class _Lane:
             if snap is not None and snap == previous:
                 return (not future.done()), snap
             previous = snap
-            if _settled(future, interval):
+            if wire.settled(future, interval):
                 return False, None
             interval = min(interval * 1.5, 0.005)
         raise TimeoutError(f"{self.name} neither finished nor blocked within {CALL_TIMEOUT:.0f} s")
@@ -167,7 +158,7 @@ class PendingCall(Teaching):
         """Wait up to `timeout` seconds for the call to finish; return its value or raise its error."""
         if timeout is None or timeout < 0:
             raise ValueError("give result() a timeout in seconds (>= 0): the course never waits forever")
-        if not _settled(self._future, timeout):
+        if not wire.settled(self._future, timeout):
             now = observe.snapshot(self.puppet.pid, self.tid).describe()
             raise TimeoutError(f"{self.puppet.name}: {self.label} still not finished after {timeout} s ({now})")
         return self._future.result()
@@ -247,7 +238,7 @@ class Puppet(Teaching):
         self.pid = self._proc.pid
         self._channel = wire.Channel(name, cmd_w, side_w, reply_r, events_r, self._adopt, self._exit_error)
         try:
-            if not _settled(self._channel.hello, START_TIMEOUT):
+            if not wire.settled(self._channel.hello, START_TIMEOUT):
                 raise TimeoutError(f"puppet {self.name} did not start within {START_TIMEOUT:.0f} s")
             hello: wire.Hello = self._channel.hello.result()
         except BaseException:
@@ -399,7 +390,7 @@ class Puppet(Teaching):
         """Start a second thread in the puppet; use it to act on sockets the main thread waits on."""
         worker = len(self._lanes) - 1  # the puppet numbers its workers in the order they start
         future = self._channel.start_thread()
-        if not _settled(future, CALL_TIMEOUT):
+        if not wire.settled(future, CALL_TIMEOUT):
             raise TimeoutError(f"{self.name} did not start a thread within {CALL_TIMEOUT:.0f} s")
         lane = _Lane(self, name or f"{self.name}-thread-{worker + 1}", future.result(), worker)
         self._lanes.append(lane)

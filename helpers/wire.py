@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Call", "Channel", "Event", "Hello", "Launch", "Reader", "Reply", "SocketRef", "StartThread", "ToThread",
-    "messages", "pack", "unpack", "write_message",
+    "messages", "pack", "settled", "unpack", "write_message",
 ]
 
 
@@ -161,6 +161,15 @@ def messages(fd: int):
     reader = Reader()
     while data := os.read(fd, 1 << 16):
         yield from reader.feed(data)
+
+
+def settled(future: Future, timeout: float) -> bool:
+    """Wait up to `timeout` for a call's future; True once it holds a value or an error (without raising it)."""
+    try:
+        future.exception(timeout)
+    except TimeoutError:  # the wait's own timeout: a call that raised TimeoutError is settled
+        return False
+    return True
 
 
 class Channel:

@@ -1,8 +1,8 @@
 """helpers.puppet: real processes driven one socket call at a time, against real sockets.
 
-Every expectation here is something Linux does (see LINUX_FACTS.md): the puppet must show it, not
-paper over it. A call that blocks must come back as a PendingCall seen asleep in the right system
-call, and resolve by itself when the kernel lets it go.
+Every expectation here is something Linux does: the puppet must show it, not paper over it
+(docs/architecture.md draws the machinery). A call that blocks must come back as a PendingCall
+seen asleep in the right system call, and resolve by itself when the kernel lets it go.
 """
 
 from __future__ import annotations
