@@ -89,22 +89,21 @@ class _Lane:
                 f"t = {puppet.name_hint}.thread(); t.use(sock).method(...)"
             )
         future = puppet._channel.send(handle, method, args, kwargs or {}, self.worker)
-        if wire.settled(future, QUICK):
-            return future.result()
-        label = label or call_text(method, args, kwargs)
         try:
             blocked, snap = self._watch(future)
         except BaseException:  # e.g. the Stop button while we watch: the call goes on in the puppet
-            self.busy = PendingCall(self, label, future, None)
+            self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, None)
             raise
         if not blocked:
             return future.result()
-        self.busy = PendingCall(self, label, future, snap)
+        self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, snap)
         return self.busy
 
     def _watch(self, future: Future) -> tuple[bool, observe.ThreadSnapshot | None]:
         """(False, None) once the call finishes; (True, snapshot) once the thread is seen asleep in the
         same call twice; (True, None) where /proc shows no system calls and the call goes on."""
+        if wire.settled(future, QUICK):
+            return False, None
         puppet = self.puppet
         if not puppet.syscalls_visible:
             return (not wire.settled(future, 0.2)), None

@@ -62,7 +62,7 @@ def show_call(call) -> None:
     card = Card(f"{call.puppet.name}:", call.outcome(with_name=False), "blocked")
     call.add_done_callback(lambda call: card.update(call.outcome(with_name=False),
                                                     "done" if call.status == "returned" else "error"))
-    card._ipython_display_()
+    show(card.widget, card.plain())
 
 
 _STATES = {"R": "running", "S": "sleeping", "D": "disk sleep", "Z": "zombie", "T": "stopped", "gone": "exited"}

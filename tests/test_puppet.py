@@ -613,3 +613,27 @@ def test_a_done_callback_runs_once_even_when_added_while_the_call_finishes(make,
     assert observe.wait_until(lambda: len(ran) >= 3, 2)
     assert sorted(ran) == ["added after", "added while finishing", "first"]
     assert call.status == "returned" and call.outcome(with_name=False).startswith("accept() returned (<remote")
+
+
+def test_a_card_flips_to_the_result_by_itself_through_public_api_only(make, paths, monkeypatch):
+    from helpers import widgets
+
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("card.sock"))
+    call = listener.accept()
+    shown: list[tuple] = []
+    monkeypatch.setattr(widgets, "show", lambda widget, plain: shown.append((widget, plain)))
+    widgets.show_call(call)
+    [(widget, plain)] = shown
+    assert plain == f"server: accept() {call.blocked_in}"  # what nbval compares: the state when displayed
+    assert "blocked in accept4" in widget.value
+    cli.socket(AF_UNIX).connect(address)
+    assert observe.wait_until(lambda: "returned (&lt;remote socket fd=4" in widget.value, 2), widget.value
+    # widgets.py reaches no private attribute of anything but itself
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(widgets))
+    private = [node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+               and not node.attr.startswith("__") and not (isinstance(node.value, ast.Name) and node.value.id == "self")]
+    assert private == [], private
