@@ -76,8 +76,12 @@ def _result(value: int) -> CResult:
 
 
 def accept(sock) -> CResult:
-    """int fd = accept(s, NULL, NULL);  the new descriptor, or -1 and errno (no retry after EINTR)."""
-    return _result(_libc().accept(sock.fileno(), None, None))
+    """int fd = accept(s, NULL, NULL);  the new descriptor, or -1 and errno (no retry after EINTR).
+
+    `sock` is a socket of the puppet, or a descriptor number as C would pass it.
+    """
+    fd = sock if isinstance(sock, int) else sock.fileno()
+    return _result(_libc().accept(fd, None, None))
 
 
 def close(fd: int) -> CResult:

@@ -61,6 +61,7 @@ def test_c_accept_sleeps_in_accept_and_returns_the_new_descriptor(server):
     fd = call.result(timeout=2)
     assert isinstance(fd, CResult) and fd.value > listener.fileno() and not fd.errno
     assert os.path.exists(f"/proc/{srv.pid}/fd/{fd.value}")
+    assert srv.c.accept(fd.value) == CResult(-1, "EINVAL")  # a descriptor number, as in C: not listening
     assert srv.c.close(fd.value) == CResult(0)
     assert srv.c.close(fd.value) == CResult(-1, "EBADF")
 
