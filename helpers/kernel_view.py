@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AcceptQueue", "TcpSocket", "accept_queue", "connection_state", "fd_flags", "fds", "net_counter",
-    "retransmissions", "socket_inode", "ss", "tcp_sockets", "unix_sockets",
+    "retransmissions", "socket_inode", "ss", "tcp_sockets", "umask_of", "unix_sockets",
 ]
 
 TCP_STATES = {
@@ -57,6 +57,17 @@ def fd_flags(pid: int, fd: int) -> list[str]:
         flags = next(int(line.split()[1], 8) for line in f if line.startswith("flags:"))
     access = {os.O_RDONLY: "O_RDONLY", os.O_WRONLY: "O_WRONLY", os.O_RDWR: "O_RDWR"}[flags & os.O_ACCMODE]
     return [access, *(name for name in _FLAG_NAMES if flags & getattr(os, name))]
+
+
+def umask_of(pid: int | None = None) -> int:
+    """The umask of process `pid`, from the `Umask:` line of /proc/<pid>/status (Linux 4.7 and newer).
+
+    A socket file's mode is 0777 with the umask of the binding process removed (unix(7)), so a lesson
+    that shows that mode must read the umask rather than assume 022. Reading it here, unlike
+    os.umask(), changes nothing. Introduced in 02-bind-and-unlink.
+    """
+    with open(f"/proc/{pid or os.getpid()}/status") as f:
+        return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
 
 
 def socket_inode(pid: int, fd: int) -> int | None:

@@ -1,5 +1,5 @@
-"""The helpers lessons 00 and 01 added, against real processes: fd_flags, a puppet's resource limits
-and threads, the error context, and the process card's text."""
+"""The helpers lessons 00 to 02 added, against real processes: fd_flags, umask_of, a puppet's resource
+limits and threads, the error context, and the process card's text."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import gc
 import os
 import resource
 import socket
+import stat
 
 import psutil
 import pytest
 
 from helpers import Puppet, stop_all, workspace
-from helpers.kernel_view import fd_flags
+from helpers.kernel_view import fd_flags, umask_of
 from helpers.widgets import ProcessCard
 
 
@@ -20,6 +21,22 @@ from helpers.widgets import ProcessCard
 def srv():
     with Puppet("server") as puppet:
         yield puppet
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o027])
+def test_umask_of_reads_what_the_socket_file_mode_follows(srv, mask):
+    srv.umask(mask)
+    assert umask_of(srv.pid) == mask
+    path = workspace().fresh_path(f"umask-{mask:o}.sock")
+    srv.socket(socket.AF_UNIX, socket.SOCK_STREAM).bind(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o777 & ~mask
+    os.unlink(path)
+
+
+def test_umask_of_defaults_to_this_process():
+    mine = os.umask(0o022)
+    os.umask(mine)
+    assert umask_of() == mine
 
 
 def test_fd_flags_access_mode_and_cloexec():
