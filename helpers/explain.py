@@ -35,14 +35,16 @@ _MEANINGS: dict[str, tuple[str, str]] = {
                "permission on every directory on the way",
                "check `ls -l` of the file and its directory; root bypasses these checks"),
     "EPERM": ("the operation is not permitted for this user", "run it as a user who may, or change the setup"),
-    "EAGAIN": ("the call would have to wait, and the socket is non-blocking (for a connect to a Unix "
-               "socket: the listener's accept queue is full)",
-               "wait until the socket is ready (selectors / poll), or retry later"),
+    "EAGAIN": ("the call would have to wait, and the socket is non-blocking, or its time limit (SO_SNDTIMEO, "
+               "SO_RCVTIMEO) ran out (for a connect to a Unix socket: the listener's accept queue is full)",
+               "wait until the socket is ready (selectors / poll), or retry later; for a connect to a full "
+               "AF_UNIX queue no readiness event comes: retry after a pause"),
     "EINPROGRESS": ("a non-blocking TCP connect has started and is not finished yet",
                     "wait until the socket is writable, then read SO_ERROR"),
     "EALREADY": ("a non-blocking connect is already in progress on this socket",
                  "wait for it to finish"),
-    "ETIMEDOUT": ("the peer never answered: TCP gave up after its retries (tcp_syn_retries)",
+    "ETIMEDOUT": ("the peer never answered: TCP gave up when the time budget for its resends ran out "
+                  "(tcp_syn_retries: about 127 s for 6)",
                   "check the address; retry later, or use a shorter timeout of your own"),
     "EINVAL": ("an argument does not fit the socket's state, e.g. accept on a socket that is not "
                "listening (or was shut down), bind on a socket that already has a name",

@@ -6,8 +6,8 @@ Sources, all read-only:
     /proc/net/unix, /proc/net/tcp{,6}, udp    every socket of the machine, by inode
     ss -H -n ...                              queues: for a listening socket Recv-Q = connections
                                               waiting in the accept queue, Send-Q = the backlog
-
-    /proc/net/netstat, /proc/net/snmp        the kernel's event counters (net_counter)
+    /proc/net/netstat, /proc/net/snmp         the kernel's event counters (TcpExt ListenOverflows, ...)
+    /proc/sys/net/...                         the socket settings (sysctls) of this network namespace
 
 Introduced in 01-socket-creation (descriptors) and 03-listen-and-backlog (queues).
 """
@@ -19,11 +19,13 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 
 __all__ = [
-    "AcceptQueue", "TcpSocket", "accept_queue", "connection_state", "fd_flags", "fds", "net_counter",
-    "retransmissions", "socket_inode", "ss", "tcp_sockets", "umask_of", "unix_sockets",
+    "AcceptQueue", "SynSchedule", "TcpSocket", "accept_queue", "connection_state", "fd_flags", "fds", "net_counter",
+    "net_counters", "predict_syn_schedule", "retransmissions", "socket_inode", "ss", "syn_schedule", "sysctl",
+    "tcp_sockets", "umask_of", "unix_sockets", "watch_resends",
 ]
 
 TCP_STATES = {
@@ -206,11 +208,119 @@ def net_counter(group: str, name: str) -> int:
     may add to a counter while we watch, so compare a rise, not an exact value.
     Introduced in 06-close-semantics.
     """
-    for table in ("/proc/net/netstat", "/proc/net/snmp"):
-        with open(table) as f:
+    group_counters = net_counters().get(group, {})
+    if name not in group_counters:
+        raise KeyError(f"no counter {group} {name} in /proc/net/netstat or /proc/net/snmp")
+    return group_counters[name]
+
+
+def sysctl(name: str) -> int | None:
+    """An integer kernel setting such as "net.core.somaxconn"; None if this kernel has no such setting.
+
+    Socket settings belong to the network namespace: a container reads its own, which start at
+    the kernel's defaults, not the host's tuning. Introduced in 03-listen-and-backlog.
+    """
+    try:
+        with open("/proc/sys/" + name.replace(".", "/")) as f:
+            return int(f.read())
+    except FileNotFoundError:
+        return None
+
+
+def net_counters() -> dict[str, dict[str, int]]:
+    """The kernel's network event counters, by group: net_counters()["TcpExt"]["ListenOverflows"].
+
+    /proc/net/netstat (TcpExt, IpExt, ...) and /proc/net/snmp (Ip, Tcp, Udp, ...) hold pairs of
+    lines, names then values. The counts are per network namespace and only grow: every program of
+    the namespace adds to them, so compare two readings and expect *at least* your own events.
+    Introduced in 03-listen-and-backlog.
+    """
+    groups: dict[str, dict[str, int]] = {}
+    for source in ("/proc/net/snmp", "/proc/net/netstat"):
+        with open(source) as f:
             lines = f.read().splitlines()
-        for header, values in zip(lines[::2], lines[1::2], strict=True):
-            names = header.split()
-            if names[0] == f"{group}:" and name in names:
-                return int(values.split()[names.index(name)])
-    raise KeyError(f"no counter {group} {name} in /proc/net/netstat or /proc/net/snmp")
+        for names, values in zip(lines[::2], lines[1::2], strict=True):
+            group, *keys = names.split()
+            groups[group.rstrip(":")] = dict(zip(keys, map(int, values.split()[1:]), strict=True))
+    return groups
+
+
+_FIRST_WAIT = 1  # s: TCP_TIMEOUT_INIT, the first retransmission timeout of a SYN
+_LONGEST_WAIT = 120  # s: TCP_RTO_MAX, no wait between two resends is longer
+
+
+@dataclass(frozen=True)
+class SynSchedule:
+    """When the kernel resends an unanswered SYN, and when connect() gives up with ETIMEDOUT."""
+
+    syn_retries: int  # tcp_syn_retries, or TCP_SYNCNT of the socket
+    linear_timeouts: int | None  # tcp_syn_linear_timeouts; None: the kernel has none (before 6.5)
+    budget: int  # s: what the doubling schedule takes for syn_retries resends
+    resends: tuple[int, ...]  # s after connect()
+    gives_up: int  # s after connect(): ETIMEDOUT
+
+    def __str__(self) -> str:
+        linear = "absent" if self.linear_timeouts is None else self.linear_timeouts
+        return (f"tcp_syn_retries (or TCP_SYNCNT) = {self.syn_retries}, tcp_syn_linear_timeouts = {linear}\n"
+                f"predicted: resends at {list(self.resends)} s, ETIMEDOUT at {self.gives_up} s "
+                f"(time budget {self.budget} s)")
+
+    def next_resend(self, after: float) -> int:
+        """The first predicted resend later than `after` seconds (or the give-up time)."""
+        return next((t for t in self.resends if t > after), self.gives_up)
+
+    def matches(self, seen: list[float], ended: float | None = None, late: float = 1.0) -> bool:
+        """Whether resends seen at `seen` s (and a connect() that ended at `ended` s) fit the prediction.
+
+        Only the resends seen are compared, unless `ended` is given: then all of them, and the end.
+        `late` forgives the delay of watching from user space (ss is polled) on a loaded machine.
+        """
+        predicted, times = list(self.resends[:len(seen)]), list(seen)
+        if ended is not None:
+            predicted, times = [*self.resends, self.gives_up], [*seen, ended]
+        return len(times) == len(predicted) and all(p - 0.2 <= t <= p + late for p, t in zip(predicted, times, strict=True))
+
+
+def syn_schedule(syn_retries: int | None = None) -> SynSchedule:
+    """The SYN resend schedule this kernel's settings predict (`syn_retries`: a socket's TCP_SYNCNT).
+
+    The rule of net/ipv4/tcp_timer.c, for a SYN nobody answers: the first resend comes 1 s after
+    connect(), and the wait doubles after each resend (capped at 120 s). Since Linux 6.5,
+    `net.ipv4.tcp_syn_linear_timeouts` (default 4) keeps it at 1 s for that many resends first.
+    connect() fails with ETIMEDOUT at the first resend due after the time budget, what the doubling
+    schedule takes for `tcp_syn_retries` resends (2**(n+1) - 1 s: 127 s for 6), or once
+    tcp_syn_retries + tcp_syn_linear_timeouts resends went out. Introduced in 03-listen-and-backlog.
+    """
+    retries = sysctl("net.ipv4.tcp_syn_retries") if syn_retries is None else syn_retries
+    return predict_syn_schedule(retries, sysctl("net.ipv4.tcp_syn_linear_timeouts"))
+
+
+def predict_syn_schedule(syn_retries: int, linear_timeouts: int | None) -> SynSchedule:
+    """The schedule for given settings (`linear_timeouts` None: a kernel before 6.5); see syn_schedule."""
+    doublings = (_LONGEST_WAIT // _FIRST_WAIT).bit_length() - 1  # ilog2: the waits double 6 times, then stay
+    budget = (2 ** (min(syn_retries, doublings) + 1) - 1) * _FIRST_WAIT
+    budget += max(0, syn_retries - doublings) * _LONGEST_WAIT
+    resends, now, wait = [], 0, _FIRST_WAIT
+    while True:
+        now += wait
+        if len(resends) >= syn_retries + (linear_timeouts or 0) or (resends and now >= budget):
+            return SynSchedule(syn_retries, linear_timeouts, budget, tuple(resends), now)
+        resends.append(now)
+        if len(resends) > (linear_timeouts or 0):
+            wait = min(2 * wait, _LONGEST_WAIT)
+
+
+def watch_resends(local: tuple[str, int], started: float, stop, timeout: float) -> list[float]:
+    """When the SYN of the connecting socket at `local` was resent: seconds after `started`.
+
+    Polls the retransmit count that `ss -o` shows (see retransmissions) until `stop(times)` is true
+    or `timeout` seconds have passed. Introduced in 03-listen-and-backlog.
+    """
+    times: list[float] = []
+    deadline = time.monotonic() + timeout
+    while not stop(times) and time.monotonic() < deadline:
+        count = retransmissions(local) or 0
+        now = round(time.monotonic() - started, 1)
+        times += [now] * (count - len(times))
+        time.sleep(0.01)
+    return times

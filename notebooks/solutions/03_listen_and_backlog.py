@@ -23,7 +23,7 @@ def connect_with_deadline(path, seconds):
     delay = 0.01
     while True:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.setblocking(False)  # a blocking connect would sleep until accept, with no limit
+            s.setblocking(False)  # blocking, it would sleep until accept (SO_SNDTIMEO could bound that)
             try:
                 s.connect(path)
                 return True
