@@ -20,6 +20,7 @@ from socket import AF_INET, AF_UNIX, SHUT_RDWR, SOCK_STREAM
 import psutil
 import pytest
 
+import helpers as helpers_package
 from helpers import PendingCall, Puppet, PuppetBusy, PuppetExited, RemoteSocket, observe, workspace
 
 pytestmark = pytest.mark.skipif(not observe.syscalls_visible(), reason="/proc does not show system calls here")
@@ -637,3 +638,13 @@ def test_a_card_flips_to_the_result_by_itself_through_public_api_only(make, path
     private = [node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr.startswith("_")
                and not node.attr.startswith("__") and not (isinstance(node.value, ast.Name) and node.value.id == "self")]
     assert private == [], private
+
+
+def test_the_puppet_process_imports_only_its_own_side():
+    """A puppet starts quickly: no notebook side (puppet, observe, widgets, ipywidgets), no site hooks."""
+    code = ("import sys, helpers.puppet_child\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('helpers', 'ipywidgets', 'concurrent'))))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(helpers_package.__file__)))
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=root)).stdout
+    assert out.strip() == "['helpers', 'helpers.processes', 'helpers.puppet_child', 'helpers.wire']"
