@@ -27,10 +27,12 @@ __all__ = ["CCalls", "RemoteSocket"]
 
 
 class _Descriptor:
-    """The descriptor number every view of one socket shows: close() from any thread shows everywhere."""
+    """What every view of one socket shares: its descriptor number (close() from any thread shows
+    everywhere), and who wants to know when it closes (a card that shows it)."""
 
     def __init__(self, fd: int):
         self.fd = fd
+        self.on_close: list = []
 
 
 class RemoteSocket(Teaching):
@@ -127,7 +129,14 @@ class RemoteSocket(Teaching):
         """close(): release the descriptor. The socket object stays, with fileno() -1.  C: int close(int fd)"""
         result = self._call("close", (), {})
         self._descriptor.fd = -1
+        callbacks, self._descriptor.on_close = self._descriptor.on_close, []
+        for callback in callbacks:
+            callback()
         return result
+
+    def add_close_callback(self, fn) -> None:
+        """Call `fn(sock)` once this socket is closed, from any thread or view (a card redraws itself)."""
+        self._descriptor.on_close.append(lambda: fn(self))
 
     # -- options -----------------------------------------------------------------------------
     def setsockopt(self, *args, **kwargs):

@@ -17,6 +17,7 @@ import ipywidgets as w
 from IPython.display import display
 
 from helpers import observe
+from helpers.remote import RemoteSocket
 
 __all__ = ["Card", "Gauge", "ProcessCard", "show", "show_call"]
 
@@ -58,11 +59,30 @@ def show(widget: w.Widget, plain: str) -> None:
 
 
 def show_call(call) -> None:
-    """A card for a pending call: where it sleeps now, and later, by itself, what it returned."""
+    """A card for a pending call: where it sleeps now, and later, by itself, what it returned.
+
+    A socket it returned is shown as it is now: the card redraws when that socket is closed.
+    """
     card = Card(f"{call.puppet.name}:", call.outcome(with_name=False), "blocked")
-    call.add_done_callback(lambda call: card.update(call.outcome(with_name=False),
-                                                    "done" if call.status == "returned" else "error"))
+
+    def redraw(_=None) -> None:
+        card.update(call.outcome(with_name=False), "done" if call.status == "returned" else "error")
+
+    def finished(call) -> None:
+        redraw()
+        for sock in _sockets_in(call.result(0) if call.status == "returned" else None):
+            sock.add_close_callback(redraw)
+
+    call.add_done_callback(finished)
     show(card.widget, card.plain())
+
+
+def _sockets_in(value):
+    if isinstance(value, RemoteSocket):
+        yield value
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _sockets_in(item)
 
 
 _STATES = {"R": "running", "S": "sleeping", "D": "disk sleep", "Z": "zombie", "T": "stopped", "gone": "exited"}

@@ -630,6 +630,9 @@ def test_a_card_flips_to_the_result_by_itself_through_public_api_only(make, path
     assert "blocked in accept4" in widget.value
     cli.socket(AF_UNIX).connect(address)
     assert observe.wait_until(lambda: "returned (&lt;remote socket fd=4" in widget.value, 2), widget.value
+    conn, _ = call.result(timeout=2)
+    conn.close()  # the card, repr(call) and result() agree on the socket as it is now
+    assert "returned (&lt;remote socket fd=-1" in widget.value and "fd=-1" in repr(call)
     # widgets.py reaches no private attribute of anything but itself
     import ast
     import inspect
