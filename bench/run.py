@@ -3,9 +3,10 @@
     .venv/bin/python bench/run.py
 
 (1) A puppet call's round trip (`sock.gettimeout()` on a remote socket) against the floor it is built
-    on: one small message over a pipe to another Python process and back. Target: ratio of medians <= 10.
+    on: one small message over a pipe to another Python process and back. Target: ratio of medians <= 2.5.
+    (The floor moves with the machine's load: from ~4 us on a busy one to ~35 us on an idle one.)
 (2) How long `accept()` takes to come back as a PendingCall: the call is sent, the puppet enters
-    accept4, and the notebook must *see* it asleep there twice before it returns. Target: median <= 30 ms.
+    accept4, and the notebook must *see* it asleep there twice before it returns. Target: median <= 5 ms.
 
 Prints one table and PASS/FAIL per target; always exits 0 (a benchmark informs, the tests judge).
 """
@@ -23,8 +24,8 @@ from helpers import PendingCall, Puppet, workspace
 
 CALLS = 2000
 ACCEPTS = 50
-RATIO_TARGET = 10.0
-ACCEPT_TARGET_MS = 30.0
+RATIO_TARGET = 2.5
+ACCEPT_TARGET_MS = 5.0
 
 # The floor: a Python process that echoes whatever arrives on its stdin pipe.
 _ECHO = "import os\nwhile data := os.read(0, 65536):\n    os.write(1, data)\n"
@@ -108,7 +109,7 @@ def main() -> int:
     for name, n, median, p95 in rows:
         print(f"{name:<28} {n:>5} {median:>10.3f} {p95:>10.3f}")
     print(f"{'puppet / pipe (medians)':<28} {'':>5} {ratio:>9.1f}x {'':>10}  "
-          f"target <= {RATIO_TARGET:.0f}x: {'PASS' if ratio <= RATIO_TARGET else 'FAIL'}")
+          f"target <= {RATIO_TARGET:g}x: {'PASS' if ratio <= RATIO_TARGET else 'FAIL'}")
     print(f"{'accept() -> PendingCall':<28} {'':>5} {accept_median:>8.1f}ms {'':>10}  "
           f"target <= {ACCEPT_TARGET_MS:.0f} ms: {'PASS' if accept_median <= ACCEPT_TARGET_MS else 'FAIL'}")
     return 0

@@ -1,16 +1,32 @@
 """Socket Lifecycle Lab helpers: drive real processes one socket call at a time and watch them.
 
-    from helpers import Puppet, workspace, explain
+    from helpers import Puppet, workspace, stop_all
 
-See DESIGN.md of the course for the map of modules; each module's docstring explains its model.
+The map of modules, the pipes between the kernel and a puppet, and the life of one blocking call
+are in docs/architecture.md; each module's docstring explains its model. The names below are
+imported on first use (PEP 562), so that a puppet process, which imports `helpers.wire`, starts
+without loading the notebook's side of the package.
 """
 
-from helpers.explain import explain
-from helpers.observe import snapshot, wait_until, wait_until_blocked
-from helpers.puppet import PendingCall, Puppet, PuppetBusy, PuppetExited, RemoteSocket, finished, puppets, stop_all
-from helpers.workspace import workspace
+from __future__ import annotations
 
-__all__ = [
-    "PendingCall", "Puppet", "PuppetBusy", "PuppetExited", "RemoteSocket", "explain", "finished", "puppets",
-    "snapshot", "stop_all", "wait_until", "wait_until_blocked", "workspace",
-]
+import importlib
+
+_HOMES = {
+    "PendingCall": "puppet", "Puppet": "puppet", "PuppetBusy": "puppet", "PuppetExited": "puppet",
+    "RemoteSocket": "remote", "finished": "puppet", "puppets": "puppet", "stop_all": "puppet",
+    "wait_until": "observe", "wait_until_blocked": "observe", "workspace": "socket_dir",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"helpers.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

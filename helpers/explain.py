@@ -6,14 +6,18 @@
     already exists at this path (perhaps left by a server that exited). Try: connect to it first to
     see whether a server is alive; if not (ECONNREFUSED), unlink the stale file and bind again.
 
-Introduced in 01-socket-creation; every lesson's errors pass through it.
+It also words calls the way a student wrote them (`call_text`), and owns the one place where an
+error leaving the helpers gets its notebook form (`Teaching`). Introduced in 01-socket-creation;
+every lesson's errors pass through it.
 """
 
 from __future__ import annotations
 
+import enum
 import errno
+import functools
 
-__all__ = ["errno_name", "explain", "for_notebook"]
+__all__ = ["Teaching", "call_text", "errno_name", "explain", "for_notebook", "shown", "teaching"]
 
 # errno name -> (what it means for sockets, what to try)
 _MEANINGS: dict[str, tuple[str, str]] = {
@@ -133,3 +137,61 @@ def for_notebook(error: BaseException, context: str = "") -> BaseException:
     header = f"\x1b[31m{type(error).__name__}\x1b[0m: {error}"
     error._render_traceback_ = lambda: [header, *(f"    {line}" for line in lines)]
     return error
+
+
+DATA_SHOWN = 64  # bytes of a data argument shown in a call's label
+
+
+def shown(value) -> str:
+    """An argument as the student wrote it: `AF_UNIX` rather than `<AddressFamily.AF_UNIX: 1>`.
+
+    Long data is cut short, `b'xxxx'...(100000 bytes)`: a card or an error shows the call, not
+    100 KB of what it sends.
+    """
+    if isinstance(value, enum.Enum) and value.name:
+        return value.name
+    if isinstance(value, bytes | bytearray) and len(value) > DATA_SHOWN:
+        return f"{bytes(value[:DATA_SHOWN])!r}...({len(value)} bytes)"
+    return repr(value)
+
+
+def call_text(name: str, args=(), kwargs=None) -> str:
+    """`bind('/tmp/s.sock')`: a call as a line of the student's code."""
+    return f"{name}({', '.join([*map(shown, args), *(f'{k}={shown(v)}' for k, v in (kwargs or {}).items())])})"
+
+
+class Teaching:
+    """Base class of the objects a notebook calls: every error leaving their public methods is for_notebook'd.
+
+    The one place where errors get their notebook form. Each public method of a subclass, and its
+    `__init__` and `__iter__`, is wrapped once by `teaching()` when the class is made, so an error
+    carries the call that raised it ("in server: bind('/tmp/s.sock')") and one line of advice, and
+    the student never sees the frames of the helpers. The first (innermost) public method an error
+    leaves names it.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if callable(member) and (name in ("__init__", "__iter__") or not name.startswith("_")):
+                shown_as = {"__init__": cls.__name__, "__iter__": None}.get(name, name)
+                setattr(cls, name, teaching(shown_as, member))
+
+
+def teaching(name: str | None, method):
+    """`method` (of an object with a `name` or a `puppet`), its errors given their notebook form.
+
+    `name` is the call as the student wrote it, shown beside the error; None shows no call (an
+    unpacking, say, which the error message itself describes).
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as error:  # the student's mistake, or the kernel's answer: both are lessons
+            owner = getattr(self, "puppet", self)
+            where = f"in {getattr(owner, 'name', '?')}: {call_text(name, args, kwargs)}" if name else ""
+            raise for_notebook(error, where) from None
+
+    return wrapper

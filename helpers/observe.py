@@ -154,7 +154,7 @@ def wait_until(predicate, timeout: float, interval: float = 0.0005, max_interval
     """Poll `predicate()` until it returns something truthy; return that, or None on timeout.
 
     The interval starts small and grows, so a quick change is seen within a millisecond and a slow
-    one costs little CPU. This is the only way the helpers wait for a state.
+    one costs little CPU. The helpers wait for a state this way, or on the Future of a call.
     """
     deadline = time.monotonic() + timeout
     while True:

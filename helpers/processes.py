@@ -33,11 +33,21 @@ _PR_SET_PDEATHSIG = 1
 _children: weakref.WeakSet[subprocess.Popen] = weakref.WeakSet()
 
 
-def start(module: str, *args: str, pass_fds=(), **popen_kwargs) -> subprocess.Popen:
-    """Start `python -m helpers.<module> args...` as a child that dies with this process."""
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the directory holding helpers/
+
+
+def start(module: str, *args: str, pass_fds=(), stdlib_only: bool = False, **popen_kwargs) -> subprocess.Popen:
+    """Start `python -m helpers.<module> args...` as a child that dies with this process.
+
+    `stdlib_only`: the child needs nothing outside the standard library and helpers/, so Python
+    starts without `site` (python -S), which skips the installed packages' start-up hooks: tens of
+    milliseconds of CPU per start.
+    """
     env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
+    if stdlib_only:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
     popen_kwargs.setdefault("stdin", subprocess.DEVNULL)
-    argv = [sys.executable, "-m", f"helpers.{module}", *args]
+    argv = [sys.executable, *(["-S"] if stdlib_only else []), "-m", f"helpers.{module}", *args]
     proc = _fork_in_lasting_thread(lambda: subprocess.Popen(argv, pass_fds=pass_fds, env=env, **popen_kwargs))
     _children.add(proc)
     return proc

@@ -2,20 +2,23 @@
 
     kernel (notebook)                         puppet process
     -----------------                         --------------
-    cmd pipe   ---- (id, handle, method, args) ---->  main thread: runs the call, may block in it
-    side pipe  ---- (thread, message) --------->  router thread -> queue -> worker thread(s)
-    reply pipe <--- (id, ok, value) ------------  whichever thread finished the call
-    event pipe <--- ("signal", signum, action) -  the signal handler, in the main thread
+    cmd pipe   ---- Call ------------------->  main thread: runs the call, may block in it
+    side pipe  ---- ToThread, StartThread -->  router thread -> queue -> worker thread(s)
+    reply pipe <--- Hello, Reply -----------  whichever thread finished the call
+    event pipe <--- Event ------------------  the signal handler, in the main thread
 
-The main thread reads its commands itself, so a call costs one pipe write each way. Only the main
-thread receives signals (all other threads block them), because Python runs handlers there and a
-signal must interrupt the call the main thread sleeps in. Started by `helpers.puppet.Puppet`.
+The messages are the named tuples of `helpers.wire`. The main thread reads its commands itself, so
+a call costs one pipe write each way. Only the main thread receives signals (all other threads
+block them), because Python runs handlers there and a signal must interrupt the call the main
+thread sleeps in. Started by `helpers.puppet.Puppet`; it imports only what it needs (no widgets,
+no /proc readers), so that a puppet starts quickly.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import pickle
 import queue
 import resource
 import signal
@@ -23,46 +26,17 @@ import socket as sockets
 import sys
 import threading
 
-from helpers import c_calls, processes, wire
+from helpers import processes, wire
 
 SIGNAL_ACTIONS = ("default", "ignore", "return", "raise")
 _HIGH_FDS = 200  # the puppet's own pipes live from here on
 
 
-class Objects:
-    """Handle -> object. Handle 0 is the process itself (`Process`); sockets get 1, 2, ..."""
-
-    def __init__(self, process):
-        self._table = {0: process}
-        self._next = 1
-
-    def get(self, handle: int):
-        return self._table[handle]
-
-    def encode(self, value):
-        """Replace sockets in a result by SocketRefs the kernel can turn into remote sockets."""
-        if isinstance(value, sockets.socket):
-            handle, self._next = self._next, self._next + 1
-            self._table[handle] = value
-            return wire.SocketRef(handle, value.fileno(), int(value.family), int(value.type))
-        if isinstance(value, tuple | list):
-            return type(value)(self.encode(v) for v in value)
-        return value
-
-    def decode(self, value):
-        if isinstance(value, wire.SocketRef):
-            return self._table[value.handle]
-        if isinstance(value, tuple | list):
-            return type(value)(self.decode(v) for v in value)
-        return value
-
-
 class Process:
     """Calls on the process rather than on one socket: handle 0."""
 
-    def __init__(self, events_fd: int, lanes: Lanes):
+    def __init__(self, events_fd: int):
         self._events_fd = events_fd
-        self._lanes = lanes
         self.in_call = False  # True while the main thread runs a call: only then may a handler raise
 
     socket = staticmethod(sockets.socket)
@@ -84,16 +58,9 @@ class Process:
 
     def c_call(self, name: str, *args, **kwargs):
         """One libc call made through ctypes (helpers.c_calls): C's result, no Python in between."""
+        from helpers import c_calls  # on first use: most puppets never make one, and start faster without it
+
         return c_calls.CALLS[name](*args, **kwargs)
-
-    def ids(self):
-        return {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}
-
-    def exit(self, code: int = 0):
-        os._exit(code)
-
-    def start_thread(self):
-        return self._lanes.start_worker()
 
     def on_signal(self, signum: int, action: str):
         """Choose what the process does when `signum` arrives (must run in the main thread)."""
@@ -109,28 +76,59 @@ class Process:
     def _handler(self, action):
         def handler(signum, frame):
             name = signal.Signals(signum).name
-            wire.write_message(self._events_fd, ("signal", signum, action))  # small: one atomic write
+            wire.write_message(self._events_fd, wire.Event("signal", signum, action))  # small: one atomic write
             if action == "raise" and self.in_call:
                 raise RuntimeError(f"raised by the {name} handler")
 
         return handler
 
 
-class Lanes:
-    """Runs messages and sends replies; owns the worker threads beside the main thread."""
+class Objects:
+    """Handle -> object. Handle 0 is the process itself (`Process`); sockets get 1, 2, ..."""
 
-    def __init__(self, reply_fd: int):
-        self._reply_fd = reply_fd
+    def __init__(self, process: Process):
+        self._table = {0: process}
+        self._next = 1
+
+    def get(self, handle: int):
+        return self._table[handle]
+
+    def encode(self, value):
+        """Replace sockets in a result by SocketRefs the kernel can turn into remote sockets."""
+        if isinstance(value, sockets.socket):
+            handle, self._next = self._next, self._next + 1
+            self._table[handle] = value
+            return wire.SocketRef(handle, value.fileno(), int(value.family), int(value.type))
+        if type(value) in (tuple, list):
+            return type(value)(self.encode(v) for v in value)
+        return value
+
+    def decode(self, value):
+        if isinstance(value, wire.SocketRef):
+            return self._table[value.handle]
+        if type(value) in (tuple, list) and value:
+            return type(value)(self.decode(v) for v in value)
+        return value
+
+
+class Runner:
+    """Runs calls and sends their replies, from the main thread and from the workers beside it."""
+
+    def __init__(self, objects: Objects, reply_fd: int):
+        self._objects, self._reply_fd = objects, reply_fd
         self._reply_lock = threading.Lock()
         self._queues: list[queue.SimpleQueue] = []
-        self.objects: Objects | None = None
 
-    def run(self, message, process: Process | None = None) -> None:
-        call_id, handle, method, args, kwargs = message
+    def reply(self, message: wire.Reply | wire.Hello) -> None:
+        with self._reply_lock:
+            wire.write_message(self._reply_fd, message)
+
+    def run(self, call: wire.Call, process: Process | None = None) -> None:
+        """Run one call; `process` is given in the main thread, where a signal handler may interrupt it."""
+        objects = self._objects
         try:
-            target = self.objects.get(handle)
-            function = getattr(target, method)
-            args, kwargs = self.objects.decode(args), self.objects.decode(kwargs)
+            function = getattr(objects.get(call.handle), call.method)
+            args, kwargs = objects.decode(call.args), objects.decode(call.kwargs)
             if process:
                 process.in_call = True
             try:
@@ -138,35 +136,33 @@ class Lanes:
             finally:
                 if process:
                     process.in_call = False
-            reply = (call_id, True, self.objects.encode(value))
+            reply = wire.Reply(call.id, True, objects.encode(value))
         except BaseException as exc:  # everything goes back to the kernel, nothing is printed here
-            reply = (call_id, False, _portable(exc))
-        with self._reply_lock:
-            wire.write_message(self._reply_fd, reply)
-
-    def start_worker(self) -> int:
-        """Start a worker thread; returns its kernel thread id so the notebook can watch it."""
-        lane = len(self._queues)
-        self._queues.append(queue.SimpleQueue())
-        started = queue.SimpleQueue()
-        threading.Thread(target=self._work, args=(lane, started), daemon=True).start()
-        return started.get()
+            reply = wire.Reply(call.id, False, _portable(exc))
+        self.reply(reply)
 
     def route(self, side_fd: int) -> None:
-        """Router thread: hand each (lane, message) from the side pipe to that worker's queue."""
-        reader = wire.Reader()
-        while data := os.read(side_fd, 65536):
-            for lane, message in reader.feed(data):
-                if lane < 0:
-                    self.run(message)  # start_thread: runs here, in the router
-                else:
-                    self._queues[lane].put(message)
+        """Router thread: start workers, and hand each ToThread to that worker's queue."""
+        _block_signals_in_this_thread()  # inherited by the workers this thread starts
+        for message in wire.messages(side_fd):
+            if type(message) is wire.StartThread:
+                self.reply(wire.Reply(message.id, True, self._start_worker()))
+            else:
+                self._queues[message.worker].put(message.call)
         os._exit(0)
 
-    def _work(self, lane: int, started: queue.SimpleQueue) -> None:
+    def _start_worker(self) -> int:
+        """Start a worker thread; returns its kernel thread id so the notebook can watch it."""
+        work: queue.SimpleQueue = queue.SimpleQueue()
+        self._queues.append(work)
+        started: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._work, args=(work, started), daemon=True).start()
+        return started.get()
+
+    def _work(self, work: queue.SimpleQueue, started: queue.SimpleQueue) -> None:
         started.put(threading.get_native_id())
         while True:
-            self.run(self._queues[lane].get())
+            self.run(work.get())
 
 
 def _portable(exc: BaseException):
@@ -174,50 +170,43 @@ def _portable(exc: BaseException):
     exc.__traceback__ = None
     exc.__context__ = exc.__cause__ = None
     try:
-        wire.pack(exc)
-        return exc
+        pickle.dumps(exc)
     except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 def _block_signals_in_this_thread() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
 
 
+def _moved_high(launch: wire.Launch) -> wire.Launch:
+    """Move the pipe ends out of the way, so the first socket the student makes is fd 3, as in C."""
+    def high(fd: int) -> int:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FDS)
+        os.close(fd)
+        return moved
+
+    return launch._replace(**{field: high(getattr(launch, field)) for field in launch._fields[:4]})
+
+
 def main() -> None:
     processes.die_with_parent()
-    cmd_fd, reply_fd, side_fd, events_fd = (_move_high(int(a)) for a in sys.argv[1:5])
-    if len(sys.argv) > 5 and sys.argv[5]:
-        processes.drop_privileges(sys.argv[5])
+    launch = _moved_high(wire.Launch.from_argv(sys.argv[1:]))
+    if launch.user:
+        processes.drop_privileges(launch.user)
     # JupyterLab's Stop button sends SIGINT to the kernel's whole process group, puppets included.
     # It is meant to stop the cell that waits, not the lesson's processes: they ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    lanes = Lanes(reply_fd)
-    process = Process(events_fd, lanes)
-    lanes.objects = Objects(process)
-    router = threading.Thread(target=_route_with_signals_blocked, args=(lanes, side_fd), daemon=True)
-    router.start()
-
-    hello = {"tid": threading.get_native_id(), "cmd_fd": cmd_fd, "reply_fd": reply_fd, **process.ids()}
-    wire.write_message(reply_fd, (0, True, hello))
-    reader = wire.Reader()
-    while data := os.read(cmd_fd, 65536):
-        for message in reader.feed(data):
-            lanes.run(message, process)
+    process = Process(launch.events_fd)
+    runner = Runner(Objects(process), launch.reply_fd)
+    threading.Thread(target=runner.route, args=(launch.side_fd,), daemon=True).start()
+    runner.reply(wire.Hello(threading.get_native_id(), os.getpid(), os.getuid(), os.getgid(),
+                            (launch.cmd_fd, launch.reply_fd)))
+    for call in wire.messages(launch.cmd_fd):
+        runner.run(call, process)
     os._exit(0)  # the kernel closed our command pipe: it is done with us
-
-
-def _move_high(fd: int) -> int:
-    """Move a pipe end out of the way, so the first socket the student makes is fd 3, as in C."""
-    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FDS)
-    os.close(fd)
-    return high
-
-
-def _route_with_signals_blocked(lanes: Lanes, side_fd: int) -> None:
-    _block_signals_in_this_thread()  # inherited by the workers this thread starts
-    lanes.route(side_fd)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from helpers import observe, processes
-from helpers.inspect import accept_queue, fds
-from helpers.workspace import workspace
+from helpers.kernel_view import accept_queue, fds
+from helpers.socket_dir import workspace
 
 __all__ = ["Crowd", "Server", "Timed", "ask", "connect", "fd_room", "state_of", "stop_servers", "summary",
            "threads_of", "timed_clients"]

@@ -2,8 +2,8 @@
 
 Every view is an ipywidget for the browser *and* a stable one-line `text/plain` for nbval and for
 anyone reading the committed notebook: the widget part changes live, the text is what was true
-when the cell ran. Updates come from the puppet's watcher thread, so a card flips to its result
-without re-running a cell. Introduced in 00-start-here.
+when the cell ran. Updates come from the puppet's reader thread, so a card flips to its result
+without re-running a cell. Uses only the public side of `helpers.puppet`. Introduced in 00-start-here.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ import time
 
 import ipywidgets as w
 from IPython.display import display
+
+from helpers import observe
+from helpers.remote import RemoteSocket
 
 __all__ = ["Card", "Gauge", "ProcessCard", "show", "show_call"]
 
@@ -56,15 +59,30 @@ def show(widget: w.Widget, plain: str) -> None:
 
 
 def show_call(call) -> None:
-    """A card for a pending call: where it sleeps now, and later, by itself, what it returned."""
-    card = Card(f"{call.puppet.name}:", f"{call.label} {call.blocked_in}", "blocked")
+    """A card for a pending call: where it sleeps now, and later, by itself, what it returned.
 
-    def finished():
-        error = not call._future.ok
-        card.update(call.outcome().split(": ", 1)[1], "error" if error else "done")
+    A socket it returned is shown as it is now: the card redraws when that socket is closed.
+    """
+    card = Card(f"{call.puppet.name}:", call.outcome(with_name=False), "blocked")
 
-    call._future.on_done(finished)
-    card._ipython_display_()
+    def redraw(_=None) -> None:
+        card.update(call.outcome(with_name=False), "done" if call.status == "returned" else "error")
+
+    def finished(call) -> None:
+        redraw()
+        for sock in _sockets_in(call.result(0) if call.status == "returned" else None):
+            sock.add_close_callback(redraw)
+
+    call.add_done_callback(finished)
+    show(card.widget, card.plain())
+
+
+def _sockets_in(value):
+    if isinstance(value, RemoteSocket):
+        yield value
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _sockets_in(item)
 
 
 _STATES = {"R": "running", "S": "sleeping", "D": "disk sleep", "Z": "zombie", "T": "stopped", "gone": "exited"}
@@ -86,9 +104,6 @@ class ProcessCard:
     REFRESH = 0.2  # seconds between readings of /proc while displayed
 
     def __init__(self, target):
-        from helpers import observe  # here, not at module level: observe needs no widgets
-
-        self._observe = observe
         if isinstance(target, int):
             self.pid, self.name, self._own_fds, self._named = target, _comm(target, target), (), None
         else:
@@ -116,12 +131,12 @@ class ProcessCard:
         """One reading: (thread, state, what it does, wchan) per thread."""
         rows = []
         for name, tid in self._threads():
-            snap = self._observe.snapshot(self.pid, tid)
+            snap = observe.snapshot(self.pid, tid)
             state = f"{snap.state} ({_STATES.get(snap.state, '?')})" if snap.state != "gone" else "exited"
             if snap.state == "gone":
                 doing, wchan = "-", "-"
             elif self._named is not None and snap.sleeping and \
-                    self._observe.blocked_in_call(self.pid, tid, self._own_fds) is None:
+                    observe.blocked_in_call(self.pid, tid, self._own_fds) is None:
                 doing, wchan = "idle, waiting for the next call", "-"
             elif snap.sleeping and snap.syscall:
                 doing, wchan = f"{snap.syscall}({snap.shown_args})", snap.wchan or "-"
@@ -200,7 +215,7 @@ class Gauge:
         self.value = value
         self._bar.value = min(value, self._bar.max)
         self._bar.bar_style = "danger" if value > self.limit else ("warning" if value == self.limit else "info")
-        self._text.value = self.plain().split(": ", 1)[1]
+        self._text.value = self.reading()
 
     def follow(self, read, seconds: float = 300.0, interval: float = 0.2) -> Gauge:
         """Show `read()` now, then keep re-reading it in the background; returns the gauge itself."""
@@ -221,10 +236,14 @@ class Gauge:
         threading.Thread(target=loop, daemon=True, name=f"gauge-{self.label}").start()
         return self
 
-    def plain(self) -> str:
+    def reading(self) -> str:
+        """`3 waiting (backlog 2, over it)`: the value against the limit, in words."""
         unit = f" {self.unit}" if self.unit else ""
         over = ", over it" if self.value > self.limit else ""
-        return f"{self.label}: {self.value}{unit} ({self.limit_name} {self.limit}{over})"
+        return f"{self.value}{unit} ({self.limit_name} {self.limit}{over})"
+
+    def plain(self) -> str:
+        return f"{self.label}: {self.reading()}"
 
     def _ipython_display_(self) -> None:
         show(self.widget, self.plain())

@@ -10,7 +10,7 @@ Fixtures (request them by name, or `pytestmark = pytest.mark.usefixtures("nothin
 Parallel runs (`pytest -n N --dist loadscope --no-loadscope-reorder`, pytest-xdist): the scope
 of a test, the unit a worker takes whole, is defined here (`pytest_xdist_make_scheduler`):
 
-    notebooks/NN-x.ipynb         one unit per notebook: nbval's cells share the notebook's kernel
+    any .ipynb (notebooks/, tests/fixtures/)  one unit per notebook: nbval's cells share its kernel
     tests/test_browser.py        BROWSER_UNITS units, each on one worker with its own JupyterLab
                                  (a module-scoped fixture) and Chromium
     anything else                one unit per test, so the lessons' fault tests spread
@@ -71,7 +71,7 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             if nodeid not in self._units:  # first seen in collection order (schedule())
                 path = nodeid.split("::", 1)[0]
-                if path.startswith(SHARED_BY_FILE):
+                if path.startswith(SHARED_BY_FILE) or path.endswith(".ipynb"):
                     self._units[nodeid] = path
                 elif path == BROWSER:
                     self._units[nodeid] = f"{path}#{self._browser_tests % BROWSER_UNITS}"

@@ -367,7 +367,7 @@ def test_negative_backlog_is_clamped_to_zero_like_python_does(srv):
     p = path("negative.sock")
     s.bind(p)
     s.listen(-5)
-    from helpers.inspect import accept_queue
+    from helpers.kernel_view import accept_queue
 
     assert accept_queue(p).backlog == 0
 

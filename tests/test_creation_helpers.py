@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from helpers import Puppet, stop_all, workspace
-from helpers.inspect import fd_flags, umask_of
+from helpers.kernel_view import fd_flags, umask_of
 from helpers.widgets import ProcessCard
 
 

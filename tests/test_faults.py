@@ -27,8 +27,8 @@ import psutil
 import pytest
 from kernels import NOTEBOOKS, Cell, Kernel, code_cells, gone_within, long_tmpdir
 
-from helpers.inspect import ss
-from helpers.workspace import sweep
+from helpers.kernel_view import ss
+from helpers.socket_dir import sweep
 
 pytestmark = [pytest.mark.lessons, pytest.mark.skipif(not NOTEBOOKS, reason="no lesson notebooks yet")]
 LESSONS = [pytest.param(nb, id=nb.stem) for nb in NOTEBOOKS]

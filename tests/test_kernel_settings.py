@@ -1,4 +1,4 @@
-"""The kernel-settings helpers of helpers.inspect against the real kernel: sysctls, event counters,
+"""The kernel-settings helpers of helpers.kernel_view against the real kernel: sysctls, event counters,
 and the SYN resend schedule that lessons 03 and 05 predict and then measure."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from helpers.inspect import net_counters, predict_syn_schedule, syn_schedule, sysctl, tcp_sockets, watch_resends
+from helpers.kernel_view import net_counters, predict_syn_schedule, syn_schedule, sysctl, tcp_sockets, watch_resends
 
 # Measured on Linux 6.18 in private network namespaces (unshare -n) with each tcp_syn_linear_timeouts
 # (None: the rule of kernels before 6.5, the same as 0), watching the `ss -o` retransmit count:

@@ -1,8 +1,8 @@
 """helpers.puppet: real processes driven one socket call at a time, against real sockets.
 
-Every expectation here is something Linux does (see LINUX_FACTS.md): the puppet must show it, not
-paper over it. A call that blocks must come back as a PendingCall seen asleep in the right system
-call, and resolve by itself when the kernel lets it go.
+Every expectation here is something Linux does: the puppet must show it, not paper over it
+(docs/architecture.md draws the machinery). A call that blocks must come back as a PendingCall
+seen asleep in the right system call, and resolve by itself when the kernel lets it go.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from socket import AF_INET, AF_UNIX, SHUT_RDWR, SOCK_STREAM
 import psutil
 import pytest
 
+import helpers as helpers_package
 from helpers import PendingCall, Puppet, PuppetBusy, PuppetExited, RemoteSocket, observe, workspace
 
 pytestmark = pytest.mark.skipif(not observe.syscalls_visible(), reason="/proc does not show system calls here")
@@ -90,7 +91,7 @@ def _still_blocked(call: PendingCall, seconds: float = 0.3) -> bool:
     """The call has not finished within `seconds` and its thread still sleeps in the same call."""
     if observe.wait_until(call.done, seconds):
         return False
-    now = observe.snapshot(call.puppet.pid, call.lane.tid)
+    now = observe.snapshot(call.puppet.pid, call.tid)
     return now.syscall == call.snapshot.syscall and now.sleeping
 
 
@@ -539,3 +540,114 @@ def test_without_syscalls_in_proc_a_blocked_call_is_pending_with_a_notice(make, 
     cli.socket(AF_UNIX).connect(address)
     conn, _ = call.result(timeout=2)
     assert conn.fileno() == listener.fileno() + 1
+
+
+# -- one reader per puppet; results wrapped once --------------------------------------------------
+def _pipe_ends_shared_with(pid: int) -> set[int]:
+    """Our descriptors that are the other ends of the pipes `pid` holds: a puppet's reply and event pipes."""
+    theirs = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    ours = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            ours[int(fd)] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # the descriptor listdir itself used
+            continue
+    return {fd for fd, target in ours.items() if target.startswith("pipe:") and target in theirs}
+
+
+def test_no_thread_but_the_puppets_reader_reads_its_pipes(make, paths, monkeypatch):
+    srv, cli = make("server"), make("client")
+    watched = _pipe_ends_shared_with(srv.pid) | _pipe_ends_shared_with(cli.pid)
+    readers: list[tuple[str, int]] = []
+    real_read = os.read
+
+    def spying_read(fd, size):
+        if fd in watched:
+            readers.append((threading.current_thread().name, fd))
+        return real_read(fd, size)
+
+    monkeypatch.setattr(os, "read", spying_read)
+    # Everything that waits for the puppet: a call that returns, one that blocks, its card's
+    # callback, a second thread, a handled signal, result(), and the puppet's end.
+    listener, address = _listener(srv, AF_UNIX, paths("readers.sock"))
+    srv.on_signal(signal.SIGUSR1, "return")
+    call = listener.accept()
+    assert isinstance(call, PendingCall)
+    call.add_done_callback(lambda call: call.outcome())
+    assert srv.thread().use(listener).getsockname() == address
+    assert srv.signal(signal.SIGUSR1).startswith("SIGUSR1 delivered: the handler ran and returned")
+    assert srv.handled_signals() == ["SIGUSR1"]
+    cli.socket(AF_UNIX).connect(address)
+    call.result(timeout=2)
+    srv.stop()
+    assert readers, "the pipes were never read"
+    assert {name for name, _ in readers} == {"read-server", "read-client"}, readers
+
+
+def test_a_result_is_one_object_that_keeps_its_state(make, paths):
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("identity.sock"))
+    call = listener.accept()
+    cli.socket(AF_UNIX).connect(address)
+    conn, _ = call.result(timeout=2)
+    assert conn.fileno() == 4
+    conn.close()
+    again, _ = call.result(timeout=2)
+    assert again is conn and again.fileno() == -1
+    assert repr(conn) in repr(call) and "fd=-1" in repr(call)
+
+
+def test_a_done_callback_runs_once_even_when_added_while_the_call_finishes(make, paths):
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("callbacks.sock"))
+    call = listener.accept()
+    ran: list[str] = []
+
+    def first(call):
+        ran.append("first")
+        call.add_done_callback(lambda call: ran.append("added while finishing"))  # the window
+
+    call.add_done_callback(first)
+    cli.socket(AF_UNIX).connect(address)
+    call.result(timeout=2)
+    call.add_done_callback(lambda call: ran.append("added after"))
+    assert observe.wait_until(lambda: len(ran) >= 3, 2)
+    assert sorted(ran) == ["added after", "added while finishing", "first"]
+    assert call.status == "returned" and call.outcome(with_name=False).startswith("accept() returned (<remote")
+
+
+def test_a_card_flips_to_the_result_by_itself_through_public_api_only(make, paths, monkeypatch):
+    from helpers import widgets
+
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("card.sock"))
+    call = listener.accept()
+    shown: list[tuple] = []
+    monkeypatch.setattr(widgets, "show", lambda widget, plain: shown.append((widget, plain)))
+    widgets.show_call(call)
+    [(widget, plain)] = shown
+    assert plain == f"server: accept() {call.blocked_in}"  # what nbval compares: the state when displayed
+    assert "blocked in accept4" in widget.value
+    cli.socket(AF_UNIX).connect(address)
+    assert observe.wait_until(lambda: "returned (&lt;remote socket fd=4" in widget.value, 2), widget.value
+    conn, _ = call.result(timeout=2)
+    conn.close()  # the card, repr(call) and result() agree on the socket as it is now
+    assert "returned (&lt;remote socket fd=-1" in widget.value and "fd=-1" in repr(call)
+    # widgets.py reaches no private attribute of anything but itself
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(widgets))
+    private = [node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+               and not node.attr.startswith("__") and not (isinstance(node.value, ast.Name) and node.value.id == "self")]
+    assert private == [], private
+
+
+def test_the_puppet_process_imports_only_its_own_side():
+    """A puppet starts quickly: no notebook side (puppet, observe, widgets, ipywidgets), no site hooks."""
+    code = ("import sys, helpers.puppet_child\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('helpers', 'ipywidgets', 'concurrent'))))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(helpers_package.__file__)))
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=root)).stdout
+    assert out.strip() == "['helpers', 'helpers.processes', 'helpers.puppet_child', 'helpers.wire']"

@@ -1,4 +1,4 @@
-"""Every lesson follows the notebook template: checked on the committed .ipynb files.
+"""Every lesson follows the notebook template (docs/architecture.md): checked on the committed .ipynb files.
 
 Name `NN-kebab-title.ipynb`; a `# ` title first; nav lines with working links at the top and the
 bottom (00 links to every lesson); objectives and key points; a setup cell of imports only;

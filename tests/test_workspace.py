@@ -1,8 +1,7 @@
-"""helpers.workspace: a private directory whose socket paths always fit sun_path, swept after a crash."""
+"""helpers.socket_dir: a private directory whose socket paths always fit sun_path, swept after a crash."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import pwd
 import shutil
@@ -15,15 +14,13 @@ import tempfile
 
 import pytest
 
-from helpers.workspace import SUN_PATH_MAX, Workspace, sweep
-
-# The module, not the function `helpers.workspace` that helpers/__init__ exports under the same name.
-ws_module = importlib.import_module("helpers.workspace")
+from helpers import socket_dir as ws_module
+from helpers.socket_dir import SUN_PATH_MAX, Workspace, sweep
 
 # A kernel stand-in that makes its workspace and dies by SIGKILL, so no atexit cleanup runs.
 _CRASHING_KERNEL = """
 import os, signal
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 print(workspace().dir, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -190,7 +187,7 @@ def test_kernels_sweeping_at_the_same_time_do_not_trip_over_each_other(base):
     dead = _dead_pid()
     for i in range(300):
         _fake_workspace(base, dead, f"{dead} 1", f"dead{i:04d}")
-    sweepers = [subprocess.Popen([sys.executable, "-c", f"from helpers.workspace import sweep; sweep({base!r})"],
+    sweepers = [subprocess.Popen([sys.executable, "-c", f"from helpers.socket_dir import sweep; sweep({base!r})"],
                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
     errors = [p.communicate(timeout=60)[1] for p in sweepers]
     assert all(p.returncode == 0 for p in sweepers), errors

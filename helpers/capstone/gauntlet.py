@@ -35,7 +35,7 @@ from helpers.capstone import peer as peer_module
 from helpers.capstone.program import Program, start
 from helpers.capstone.protocol import MAX_MESSAGE, connect, frame, read_message, reply_to, wait_until_read
 from helpers.observe import wait_until
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 
 __all__ = ["ATTACKS", "Line", "Report", "gauntlet"]
 

@@ -16,9 +16,9 @@ import signal
 import time
 
 from helpers import processes
-from helpers.inspect import fds, unix_sockets
+from helpers.kernel_view import fds, unix_sockets
 from helpers.observe import snapshot, wait_until
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 
 __all__ = ["Program", "group_members", "start"]
 

@@ -23,7 +23,7 @@ import time
 from helpers.exercises.kit import limit, scratch_path, shown, started
 from helpers.exercises.report import checker
 from helpers.exercises.runner import Outcome
-from helpers.inspect import accept_queue
+from helpers.kernel_view import accept_queue
 from helpers.observe import wait_until
 from helpers.puppet import PendingCall, Puppet, PuppetExited
 

@@ -20,7 +20,7 @@ from socket import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_RAW, SOCK_RDM, S
 from helpers import processes
 from helpers.exercises.kit import STARTUP, is_int, limit, ran, shown
 from helpers.exercises.report import Report, checker
-from helpers.inspect import fds
+from helpers.kernel_view import fds
 
 __all__ = ["check_default_protocol", "check_next_fd", "check_socket_fds"]
 LESSON = "01"  # the lesson whose exercises these are: the progress view in 00 counts them there

@@ -20,7 +20,7 @@ import time
 
 from helpers.exercises.kit import busy, limit, scratch_path, shown, spin_message, started
 from helpers.exercises.report import checker
-from helpers.inspect import unix_sockets
+from helpers.kernel_view import unix_sockets
 from helpers.observe import wait_until
 from helpers.puppet import Puppet, PuppetExited
 

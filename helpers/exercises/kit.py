@@ -17,7 +17,7 @@ import uuid
 from helpers.exercises.plain import type_name
 from helpers.exercises.runner import Outcome
 from helpers.observe import wait_until
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 
 __all__ = ["ALLOWANCE_ENV", "STARTUP", "busy", "is_int", "limit", "ran", "scratch_path", "shown", "spin_message",
            "started"]

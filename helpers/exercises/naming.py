@@ -24,10 +24,10 @@ import uuid
 from helpers.exercises.kit import is_int, limit, ran, scratch_path, shown, started
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome
-from helpers.inspect import unix_sockets
+from helpers.kernel_view import unix_sockets
 from helpers.observe import wait_until
 from helpers.puppet import Puppet
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 
 __all__ = ["check_peer_uid", "check_remove_if_stale"]
 LESSON = "02"  # the lesson whose exercises these are: the progress view in 00 counts them there

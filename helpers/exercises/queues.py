@@ -23,7 +23,7 @@ import time
 from helpers.exercises.kit import SLACK, busy, is_int, limit, ran, scratch_path, shown, spin_message, started
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome
-from helpers.inspect import AcceptQueue, accept_queue
+from helpers.kernel_view import AcceptQueue, accept_queue
 from helpers.observe import wait_until
 from helpers.puppet import Puppet
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from helpers import processes
 from helpers.exercises import plain
-from helpers.workspace import workspace
+from helpers.socket_dir import workspace
 
 __all__ = ["Background", "Outcome", "is_stub", "run_isolated", "source_of"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from helpers.exercises.kit import limit, scratch_path, started
 from helpers.exercises.report import Report, checker
-from helpers.inspect import fds, unix_sockets
+from helpers.kernel_view import fds, unix_sockets
 from helpers.observe import wait_until
 
 __all__ = ["check_serve_selector", "check_serve_threads"]

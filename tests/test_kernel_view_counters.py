@@ -1,10 +1,10 @@
-"""helpers.inspect.net_counter against real events: the kernel's counters rise when the event happens."""
+"""helpers.kernel_view.net_counter against real events: the kernel's counters rise when the event happens."""
 
 import socket
 
 import pytest
 
-from helpers.inspect import net_counter
+from helpers.kernel_view import net_counter
 
 
 def test_tcp_abort_on_close_rises_when_unread_bytes_are_thrown_away():

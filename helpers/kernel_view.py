@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass
 
 __all__ = [
-    "AcceptQueue", "SynSchedule", "TcpSocket", "accept_queue", "connection_state", "fd_flags", "fds", "listeners",
-    "net_counter", "net_counters", "predict_syn_schedule", "retransmissions", "socket_inode", "ss", "syn_schedule", "sysctl",
-    "tcp_sockets", "unix_sockets", "umask_of", "watch_resends",
+    "AcceptQueue", "SynSchedule", "TcpSocket", "accept_queue", "connection_state", "fd_flags", "fds", "net_counter",
+    "net_counters", "predict_syn_schedule", "retransmissions", "socket_inode", "ss", "syn_schedule", "sysctl",
+    "tcp_sockets", "umask_of", "unix_sockets", "watch_resends",
 ]
 
 TCP_STATES = {
@@ -131,13 +131,6 @@ def tcp_sockets(port: int | None = None, proto: str = "tcp") -> list[TcpSocket]:
     return found
 
 
-def listeners() -> list[tuple[str, tuple[str, int]]]:
-    """Every listening TCP socket and bound UDP socket of the machine: (proto, local address)."""
-    result = [("tcp", s.local) for s in tcp_sockets() if s.state == "LISTEN"]
-    result += [("udp", s.local) for s in tcp_sockets(proto="udp") if s.state == "CLOSE"]
-    return result
-
-
 @dataclass(frozen=True)
 class AcceptQueue:
     """A listening socket's accept queue as the kernel reports it."""
@@ -149,7 +142,8 @@ class AcceptQueue:
         return f"{self.queued} waiting in the accept queue (backlog {self.backlog})"
 
 
-def _ss(*args: str) -> list[list[str]]:
+def ss(*args: str) -> list[list[str]]:
+    """`ss -H -n ARGS`, one list of fields per socket: what `ss` itself shows, without the header."""
     if shutil.which("ss") is None:
         raise FileNotFoundError("`ss` (Debian package iproute2) is needed to read socket queues")
     out = subprocess.run(["ss", "-H", "-n", *args], capture_output=True, text=True, timeout=5, check=True).stdout
@@ -160,13 +154,13 @@ def accept_queue(address) -> AcceptQueue | None:
     """The accept queue of the listening socket at `address` (a path, or (host, port)); None if none."""
     if isinstance(address, str | bytes):
         path = os.fsdecode(address).replace("\0", "@", 1)
-        for row in _ss("-x", "-l"):
+        for row in ss("-x", "-l"):
             # u_str LISTEN <Recv-Q> <Send-Q> <path> <inode> * 0
             if len(row) >= 5 and row[4] == path:
                 return AcceptQueue(int(row[2]), int(row[3]))
         return None
     host, port = address[0], address[1]
-    for row in _ss("-t", "-l", f"sport = :{port}"):
+    for row in ss("-t", "-l", f"sport = :{port}"):
         # LISTEN <Recv-Q> <Send-Q> <host>:<port> <peer>
         local_host = row[3].rsplit(":", 1)[0].strip("[]")
         if local_host in (host, "*", "0.0.0.0", "::"):
@@ -186,11 +180,6 @@ def connection_state(local: tuple[str, int], peer: tuple[str, int], proto: str =
     return None
 
 
-def ss(*args: str) -> list[list[str]]:
-    """`ss -H -n ARGS`, one list of fields per socket: what `ss` itself shows, without the header."""
-    return _ss(*args)
-
-
 def retransmissions(local: tuple[str, int]) -> int | None:
     """How many times TCP has resent the unanswered segment of the socket at `local`; None if no such socket.
 
@@ -199,7 +188,7 @@ def retransmissions(local: tuple[str, int]) -> int | None:
     the kernel gives up with ETIMEDOUT (tcp_syn_retries, or TCP_SYNCNT on the socket).
     Introduced in 03-listen-and-backlog.
     """
-    rows = _ss("-t", "-o", "state", "all", "src", f"{local[0]}:{local[1]}")
+    rows = ss("-t", "-o", "state", "all", "src", f"{local[0]}:{local[1]}")
     if not rows:
         return None
     for field in rows[0]:
@@ -207,6 +196,22 @@ def retransmissions(local: tuple[str, int]) -> int | None:
         if match:
             return int(match.group(1))
     return 0
+
+
+def net_counter(group: str, name: str) -> int:
+    """A counter of the kernel's network statistics, e.g. ("TcpExt", "TCPAbortOnClose"), ("Udp", "NoPorts").
+
+    The kernel counts events no socket call reports: a reset sent because unread bytes were thrown
+    away, a datagram dropped for want of room, a datagram to a port nobody holds. `/proc/net/netstat`
+    (TcpExt, IpExt) and `/proc/net/snmp` (Ip, Icmp, Tcp, Udp) hold them as pairs of lines, a header
+    of names and a line of values, counted since boot for the whole network namespace: other traffic
+    may add to a counter while we watch, so compare a rise, not an exact value.
+    Introduced in 06-close-semantics.
+    """
+    group_counters = net_counters().get(group, {})
+    if name not in group_counters:
+        raise KeyError(f"no counter {group} {name} in /proc/net/netstat or /proc/net/snmp")
+    return group_counters[name]
 
 
 def sysctl(name: str) -> int | None:
@@ -319,16 +324,3 @@ def watch_resends(local: tuple[str, int], started: float, stop, timeout: float) 
         times += [now] * (count - len(times))
         time.sleep(0.01)
     return times
-
-
-def net_counter(group: str, name: str) -> int:
-    """One counter of net_counters(), e.g. ("TcpExt", "TCPAbortOnClose"), ("Udp", "NoPorts").
-
-    The kernel counts events no socket call reports: a reset sent because unread bytes were thrown
-    away, a datagram dropped for want of room, a datagram to a port nobody holds. Compare a rise, not
-    an exact value (see net_counters). Introduced in 06-close-semantics.
-    """
-    try:
-        return net_counters()[group][name]
-    except KeyError:
-        raise KeyError(f"no counter {group} {name} in /proc/net/netstat or /proc/net/snmp") from None

@@ -22,7 +22,7 @@ import stat
 import tempfile
 
 from helpers.explain import for_notebook
-from helpers.inspect import unix_sockets
+from helpers.kernel_view import unix_sockets
 
 __all__ = ["SUN_PATH_MAX", "Workspace", "workspace"]
 
