@@ -202,10 +202,10 @@ def test_diagram_renders(lab, page, figure):
     lesson = DIAGRAMS[figure]
     open_lesson_unrun(page, lab, lesson)
     image = page.locator(f'.jp-RenderedMarkdown img[src*="{figure}.svg"]')
-    expect_one = image.count()
-    assert expect_one == 1, f"{lesson}: {expect_one} images of {figure}.svg"
+    found = image.count()
+    assert found == 1, f"{lesson}: {found} images of {figure}.svg"
     image.evaluate("node => node.scrollIntoView({block: 'center'})")
-    image.evaluate("node => node.complete || new Promise(done => node.addEventListener('load', done, {once: true}))")
+    page.wait_for_function("node => node.complete", arg=image.element_handle(), timeout=30_000)  # loaded, or failed
     size = image.evaluate("node => [node.naturalWidth, node.clientWidth, node.clientHeight]")
     assert size[0] > 0 and min(size[1:]) > 100, f"{figure}.svg did not render: natural width, shown size {size}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
