@@ -130,11 +130,17 @@ class Edition:
         return lines
 
     def _link_shared(self) -> None:
-        """The lessons point at `solutions/` and `figures/` beside them: links keep that true and always current."""
-        for name in ("solutions", "figures"):
-            target, link = self.reference / name, self.student / name
-            if target.is_dir() and not link.exists() and not link.is_symlink():
-                link.symlink_to(os.path.relpath(target.resolve(), self.student.resolve()), target_is_directory=True)
+        """The lessons point at `solutions/` and `figures/` beside them. `solutions/` is a link, always current.
+        `figures/` is a copy, refreshed on every sync: JupyterLab serves an image only from inside the folder
+        it serves (a linked one is refused, 403), so a link would show the student a broken image."""
+        target, link = self.reference / "solutions", self.student / "solutions"
+        if target.is_dir() and not link.exists() and not link.is_symlink():
+            link.symlink_to(os.path.relpath(target.resolve(), self.student.resolve()), target_is_directory=True)
+        figures, copy = self.reference / "figures", self.student / "figures"
+        if figures.is_dir():
+            if copy.is_symlink():  # made by an earlier sync
+                copy.unlink()
+            shutil.copytree(figures, copy, dirs_exist_ok=True)
 
     def _copy_starting_files(self) -> list[str]:
         """The capstone's programs (`capstone/server.py`, ...) are the student's to write: copied once, never overwritten."""

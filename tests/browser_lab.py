@@ -79,16 +79,27 @@ def _die_with_parent() -> None:  # preexec_fn: if pytest is killed, the server g
 class LabServer:
     """`jupyter lab` on 127.0.0.1 serving a temp copy of `source` (a notebooks/ folder)."""
 
-    def __init__(self, source: Path, workdir: Path):
+    def __init__(self, source: Path, workdir: Path, student: bool = False):
+        """`student=True` serves what `make lab` serves: the student's edition made by `Edition.sync()`
+        from a copy of `source` (kept as `self.reference`, the folder a `git pull` would change)."""
         self.workdir = workdir
         self.root_dir = workdir / "root"
+        self.reference = workdir / "reference"
         self.token = secrets.token_hex(16)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "jupyterlab.log"
         self.proc: subprocess.Popen | None = None
         self.seen: dict[int, tuple[float, str]] = {}  # pid -> (create time, cmdline): every descendant seen
-        shutil.copytree(source, self.root_dir, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        self.sync_lines: list[str] = []  # what the student's first `make lab` printed
+        ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
+        if student:
+            from helpers.edition import Edition
+
+            shutil.copytree(source, self.reference, ignore=ignore)
+            self.sync_lines = Edition(self.reference, self.root_dir).sync()
+        else:
+            shutil.copytree(source, self.root_dir, ignore=ignore)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -227,6 +238,20 @@ class LabServer:
         while time.monotonic() < deadline and self.survivors():
             time.sleep(0.1)
         return self.kill_survivors()
+
+
+@contextmanager
+def running_lab(source: Path, workdir: Path, log_copy: Path, student: bool = False):
+    """A started LabServer; afterwards stopped, its log copied to `log_copy`, and no process of it alive."""
+    server = LabServer(source, workdir, student=student)
+    server.start()
+    try:
+        yield server
+    finally:
+        leftovers = server.stop()
+        log_copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(server.log_path, log_copy)
+    assert not leftovers, f"processes still alive after jupyter lab stopped (killed now): {leftovers}"
 
 
 @contextmanager

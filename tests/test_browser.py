@@ -11,7 +11,6 @@ Skips without /usr/bin/chromium, except under CI=true where that is a failure.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -27,6 +26,7 @@ from browser_lab import (
     open_notebook,
     require_chromium,
     run_all,
+    running_lab,
     screenshot,
     unexpected_errors,
     wait_for_counts,
@@ -44,15 +44,8 @@ RUN_TIMEOUT = 120.0
 def lab(tmp_path_factory):
     """One JupyterLab for the module; stopped (SIGTERM, then kill) as soon as the module is done."""
     require_chromium()
-    server = LabServer(REPO / "notebooks", tmp_path_factory.mktemp("jupyterlab"))
-    server.start()
-    try:
+    with running_lab(REPO / "notebooks", tmp_path_factory.mktemp("jupyterlab"), ARTIFACTS / "jupyterlab.log") as server:
         yield server
-    finally:
-        leftovers = server.stop()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(server.log_path, ARTIFACTS / "jupyterlab.log")
-    assert not leftovers, f"processes still alive after jupyter lab stopped (killed now): {leftovers}"
 
 
 @pytest.fixture(scope="module")

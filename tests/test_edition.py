@@ -185,3 +185,19 @@ def test_the_capstones_starting_files_are_copied_once_and_never_overwritten(edit
     (edition.reference / "capstone" / "server.py").write_text("# a newer skeleton\n")
     assert edition.sync() == []
     assert copy.read_text() == "# the student's server\n"
+
+
+def test_figures_are_real_files_in_the_students_folder_and_kept_current(edition):
+    """JupyterLab shows an image only from inside the folder it serves: a link to notebooks/figures is refused."""
+    figures = edition.reference / "figures"
+    figures.mkdir()
+    (figures / "life.svg").write_text("<svg>one</svg>")
+    edition.student.mkdir()
+    (edition.student / "figures").symlink_to(figures, target_is_directory=True)  # what an earlier sync made
+    edition.sync()
+    copy = edition.student / "figures" / "life.svg"
+    assert not (edition.student / "figures").is_symlink() and not copy.is_symlink()
+    assert copy.read_text() == "<svg>one</svg>"
+    (figures / "life.svg").write_text("<svg>two</svg>")  # a pull redraws the diagram
+    edition.sync()
+    assert copy.read_text() == "<svg>two</svg>"
