@@ -67,7 +67,7 @@ class Prediction:
     def __init__(self, question_id: str, question: str, choices: list | None = None):
         self.question_id, self.question = _checked_id(question_id), question
         self.choices = [str(c) for c in choices] if choices else None
-        self.answer = (w.ToggleButtons(options=self.choices, value=None) if self.choices
+        self.answer = (w.ToggleButtons(options=self.choices, value=None, style={"button_width": "auto"}) if self.choices
                        else w.Text(placeholder="your answer"))
         self.button = w.Button(description="Lock in my answer", button_style="primary")
         self.status, self.said = w.HTML(), ""  # `said`: the status in words, for the text form

@@ -11,6 +11,7 @@ Parallel runs (`pytest -n N --dist loadscope --no-loadscope-reorder`, pytest-xdi
 of a test, the unit a worker takes whole, is defined here (`pytest_xdist_make_scheduler`):
 
     any .ipynb (notebooks/, tests/fixtures/)  one unit per notebook: nbval's cells share its kernel
+    tests/test_browser_student.py  one unit: its tests share one JupyterLab
     tests/test_browser.py        BROWSER_UNITS units, each on one worker with its own JupyterLab
                                  (a module-scoped fixture) and Chromium
     anything else                one unit per test, so the lessons' fault tests spread
@@ -32,7 +33,7 @@ from helpers import workspace
 from helpers.observe import wait_until
 
 LONGEST_FIRST = ("tests/test_browser.py", "tests/test_other_settings.py", "tests/test_faults.py", "notebooks/")
-SHARED_BY_FILE = ("notebooks/",)
+SHARED_BY_FILE = ("notebooks/", "tests/test_browser_student.py")
 BROWSER = "tests/test_browser.py"
 BROWSER_UNITS = 2
 
