@@ -22,6 +22,7 @@ import os
 import pwd
 import signal as signals
 import subprocess
+import threading
 import time
 from concurrent.futures import Future
 from socket import AF_INET, AF_UNIX, SOCK_STREAM
@@ -131,7 +132,8 @@ class PendingCall(Teaching):
     `done()` tells whether it has finished, `result(timeout)` waits for its value (or raises its
     error), `status` is "blocked", "returned" or "raised", `outcome()` says it in one line, and
     `add_done_callback(fn)` runs `fn(call)` once when it finishes; `timeline()` tells its story with
-    times. Displayed in a notebook, it is a live card that flips to the result when it comes.
+    times, and `told` counts how often a cell's code was handed the outcome. Displayed in a notebook,
+    it is a live card that flips to the result when it comes.
     """
 
     def __init__(self, lane: _Lane, label: str, future: Future, snapshot: observe.ThreadSnapshot | None,
@@ -139,6 +141,7 @@ class PendingCall(Teaching):
         self.puppet, self.tid, self.label, self.snapshot = lane.puppet, lane.tid, label, snapshot
         self._future = future
         self._sent, self._seen_asleep, self._ended = times
+        self.told = 0  # how often a cell was handed its outcome (result(), outcome() once done, in the main thread)
 
     def timeline(self) -> list[str]:
         """The call's story, timed from when it was sent: where it was seen asleep, then how it ended.
@@ -149,8 +152,19 @@ class PendingCall(Teaching):
         asleep = "" if self._seen_asleep is None else f" at {self._seen_asleep - self._sent:.2f} s"
         story = [f"{self.label} {self.blocked_in}{asleep}"]
         if self._future.done() and self._ended:
-            story.append(f"-> {self.outcome(with_name=False)[len(self.label) + 1:]} at {self._ended[0] - self._sent:.2f} s")
+            story.append(f"-> {self._ending()} at {self._ended[0] - self._sent:.2f} s")
         return story
+
+    def _count_told(self) -> None:
+        """A cell's code asked: cells run in the main thread; a card's callbacks run in the reader's."""
+        if threading.current_thread() is threading.main_thread():
+            self.told += 1
+
+    def _ending(self) -> str:
+        error = self._future.exception()
+        if error is None:
+            return f"returned {self._future.result()!r}"
+        return f"raised {type(error).__name__}: {error}"
 
     @property
     def blocked_in(self) -> str:
@@ -178,6 +192,7 @@ class PendingCall(Teaching):
         if not wire.settled(self._future, timeout):
             now = observe.snapshot(self.puppet.pid, self.tid).describe()
             raise TimeoutError(f"{self.puppet.name}: {self.label} still not finished after {timeout} s ({now})")
+        self._count_told()
         return self._future.result()
 
     def __iter__(self):
@@ -194,10 +209,8 @@ class PendingCall(Teaching):
         name = f"{self.puppet.name}: " if with_name else ""
         if not self._future.done():
             return f"{name}{self.label} {self.blocked_in}"
-        error = self._future.exception()
-        if error is None:
-            return f"{name}{self.label} returned {self._future.result()!r}"
-        return f"{name}{self.label} raised {type(error).__name__}: {error}"
+        self._count_told()
+        return f"{name}{self.label} {self._ending()}"
 
     def __repr__(self) -> str:
         return f"<{self.outcome()}>"

@@ -78,6 +78,8 @@ def show_call(call) -> None:
 
     if not call.done():
         _FlipNotes.watch(call)
+    else:
+        _FlipNotes.shown_now.add(id(call))  # shown again in this cell: its card tells the ending
     call.add_done_callback(finished)
     show(card.widget, card.plain())
 
@@ -89,10 +91,13 @@ class _FlipNotes:
     keeps only what each card showed when its cell ran; so after each cell, each card of an earlier
     cell that is still waiting is given a moment to settle (its call finishes, or its thread is seen
     asleep again), and each call that finished during this cell gets one line here:
-    `(the accept() shown above, in server's card, returned ... at 2.31 s)`.
+    `(the accept() shown above, in server's card, returned ... at 2.31 s)`. A cell that shows the
+    outcome itself (`result()`, `outcome()`, the call displayed again) needs no line: the note is
+    left out, so what a cell prints does not depend on whether a timer fired before it began.
     """
 
-    watched: list = []  # [call, cell it was shown in, cell during which it finished]
+    watched: list = []  # [call, cell it was shown in, cell during which it finished, call.told when this cell began]
+    shown_now: set[int] = set()  # ids of finished calls displayed again in this cell
     cell: int | None = None  # cells run since the first card, counted here: nbval keeps no history
 
     @classmethod
@@ -104,26 +109,29 @@ class _FlipNotes:
             cls.cell = 0
             shell.events.register("pre_run_cell", cls.before_cell)
             shell.events.register("post_run_cell", cls.after_cell)
-        entry = [call, cls.cell, None]
+        entry = [call, cls.cell, None, call.told]
         cls.watched.append(entry)
         call.add_done_callback(lambda _: entry.__setitem__(2, cls.cell))
 
     @classmethod
     def before_cell(cls, _info=None) -> None:
         cls.cell += 1
+        cls.shown_now.clear()
+        for entry in cls.watched:
+            entry[3] = entry[0].told
 
     @classmethod
     def after_cell(cls, _result=None) -> None:
         cell = cls.cell
-        for call, shown_in, _ in cls.watched:
-            if shown_in != cell and not call.done() and call.puppet.alive:
+        for call, shown_in, _, _ in cls.watched:
+            if shown_in != cell and not call.done() and call.puppet.alive and call.snapshot is not None:
                 observe.wait_until(lambda call=call: call.done() or _asleep_twice(call), 1.0)
         for entry in list(cls.watched):
-            call, shown_in, finished_in = entry
+            call, shown_in, finished_in, told = entry
             if finished_in is None:
                 continue
             cls.watched.remove(entry)
-            if finished_in == cell and shown_in != cell:
+            if finished_in == cell and shown_in != cell and call.told == told and id(call) not in cls.shown_now:
                 print(f"(the {call.label} shown above, in {call.puppet.name}'s card, {call.timeline()[-1][3:]})")
 
 

@@ -691,6 +691,35 @@ def test_a_process_card_outlives_its_puppet_and_says_how_it_ended(make, paths, m
                      later), later
 
 
+def test_a_cell_tells_of_a_card_above_that_flipped_while_it_ran(make, paths, monkeypatch, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from helpers import widgets
+
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("note.sock"))
+    monkeypatch.setattr(widgets._FlipNotes, "watched", [])
+    monkeypatch.setattr(widgets._FlipNotes, "cell", None)
+    shell = InteractiveShell.instance()
+    try:
+        shell.user_ns.update(listener=listener, cli=cli, address=address, AF_UNIX=AF_UNIX)
+        shell.run_cell("call = listener.accept(); call")  # its card, shown while it sleeps
+        shell.run_cell("x = 1")  # a cell that changes nothing: no line
+        before = capsys.readouterr().out
+        shell.run_cell("cli.socket(AF_UNIX).connect(address)")  # the accept above returns now
+        note = capsys.readouterr().out
+        shell.run_cell("call.result(timeout=2)[0].close()")  # told by result(): no line, and no second one
+        after = capsys.readouterr().out
+    finally:
+        shell.events.unregister("pre_run_cell", widgets._FlipNotes.before_cell)
+        shell.events.unregister("post_run_cell", widgets._FlipNotes.after_cell)
+        InteractiveShell.clear_instance()
+    assert "blocked in accept4(fd=3)" in before and "shown above" not in before, before
+    assert re.fullmatch(r"\(the accept\(\) shown above, in server's card, returned \(<remote socket fd=4 .*\) "
+                        r"at \d+\.\d\d s\)\n", note), note
+    assert "shown above" not in after, after
+
+
 def test_the_puppet_process_imports_only_its_own_side():
     """A puppet starts quickly: no notebook side (puppet, observe, widgets, ipywidgets), no site hooks."""
     code = ("import sys, helpers.puppet_child\n"
