@@ -22,6 +22,7 @@ import os
 import pwd
 import signal as signals
 import subprocess
+import threading
 import time
 from concurrent.futures import Future
 from socket import AF_INET, AF_UNIX, SOCK_STREAM
@@ -88,15 +89,19 @@ class _Lane:
                 f"makes one call at a time: wait with .result(), or act from a second thread: "
                 f"t = {puppet.name_hint}.thread(); t.use(sock).method(...)"
             )
+        sent = time.monotonic()
         future = puppet._channel.send(handle, method, args, kwargs or {}, self.worker)
+        ended: list[float] = []  # when the reply arrived, stamped by the reader thread
+        future.add_done_callback(lambda _: ended.append(time.monotonic()))
         try:
             blocked, snap = self._watch(future)
         except BaseException:  # e.g. the Stop button while we watch: the call goes on in the puppet
-            self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, None)
+            self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, None, (sent, None, ended))
             raise
         if not blocked:
             return future.result()
-        self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, snap)
+        times = (sent, time.monotonic(), ended)
+        self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, snap, times)
         return self.busy
 
     def _watch(self, future: Future) -> tuple[bool, observe.ThreadSnapshot | None]:
@@ -126,13 +131,40 @@ class PendingCall(Teaching):
 
     `done()` tells whether it has finished, `result(timeout)` waits for its value (or raises its
     error), `status` is "blocked", "returned" or "raised", `outcome()` says it in one line, and
-    `add_done_callback(fn)` runs `fn(call)` once when it finishes. Displayed in a notebook, it is a
-    live card that flips to the result when it comes.
+    `add_done_callback(fn)` runs `fn(call)` once when it finishes; `timeline()` tells its story with
+    times, and `told` counts how often a cell's code was handed the outcome. Displayed in a notebook,
+    it is a live card that flips to the result when it comes.
     """
 
-    def __init__(self, lane: _Lane, label: str, future: Future, snapshot: observe.ThreadSnapshot | None):
+    def __init__(self, lane: _Lane, label: str, future: Future, snapshot: observe.ThreadSnapshot | None,
+                 times: tuple[float, float | None, list[float]]):
         self.puppet, self.tid, self.label, self.snapshot = lane.puppet, lane.tid, label, snapshot
         self._future = future
+        self._sent, self._seen_asleep, self._ended = times
+        self.told = 0  # how often a cell was handed its outcome (result(), outcome() once done, in the main thread)
+
+    def timeline(self) -> list[str]:
+        """The call's story, timed from when it was sent: where it was seen asleep, then how it ended.
+
+            ['accept() blocked in accept4(fd=3), sleeping in inet_csk_accept at 0.00 s',
+             '-> returned (<remote socket fd=4>, '') at 2.31 s']
+        """
+        asleep = "" if self._seen_asleep is None else f" at {self._seen_asleep - self._sent:.2f} s"
+        story = [f"{self.label} {self.blocked_in}{asleep}"]
+        if self._future.done() and self._ended:
+            story.append(f"-> {self._ending()} at {self._ended[0] - self._sent:.2f} s")
+        return story
+
+    def _count_told(self) -> None:
+        """A cell's code asked: cells run in the main thread; a card's callbacks run in the reader's."""
+        if threading.current_thread() is threading.main_thread():
+            self.told += 1
+
+    def _ending(self) -> str:
+        error = self._future.exception()
+        if error is None:
+            return f"returned {self._future.result()!r}"
+        return f"raised {type(error).__name__}: {error}"
 
     @property
     def blocked_in(self) -> str:
@@ -160,6 +192,7 @@ class PendingCall(Teaching):
         if not wire.settled(self._future, timeout):
             now = observe.snapshot(self.puppet.pid, self.tid).describe()
             raise TimeoutError(f"{self.puppet.name}: {self.label} still not finished after {timeout} s ({now})")
+        self._count_told()
         return self._future.result()
 
     def __iter__(self):
@@ -176,10 +209,8 @@ class PendingCall(Teaching):
         name = f"{self.puppet.name}: " if with_name else ""
         if not self._future.done():
             return f"{name}{self.label} {self.blocked_in}"
-        error = self._future.exception()
-        if error is None:
-            return f"{name}{self.label} returned {self._future.result()!r}"
-        return f"{name}{self.label} raised {type(error).__name__}: {error}"
+        self._count_told()
+        return f"{name}{self.label} {self._ending()}"
 
     def __repr__(self) -> str:
         return f"<{self.outcome()}>"

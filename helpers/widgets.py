@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+import signal
 import threading
 import time
 
@@ -42,11 +43,12 @@ class Card:
 
     def _render(self) -> None:
         style = _STYLE.format(color=COLORS.get(self.kind, COLORS["info"]))
-        self.widget.value = (f'<div style="{style}"><b>{html.escape(self.title)}</b> '
-                             f"{html.escape(self.text)}</div>")
+        lines = "<br>".join(html.escape(line) for line in self.text.split("\n"))
+        self.widget.value = f'<div style="{style}"><b>{html.escape(self.title)}</b> {lines}</div>'
 
     def plain(self) -> str:
-        return f"{self.title} {self.text}"
+        """The title, then the text; a text of several lines is indented under its first."""
+        return f"{self.title} " + self.text.replace("\n", "\n" + " " * (len(self.title) + 1))
 
     def _ipython_display_(self) -> None:
         show(self.widget, self.plain())
@@ -59,22 +61,92 @@ def show(widget: w.Widget, plain: str) -> None:
 
 
 def show_call(call) -> None:
-    """A card for a pending call: where it sleeps now, and later, by itself, what it returned.
+    """A card for a pending call: where it sleeps now, and later, by itself, what it returned, with times.
 
-    A socket it returned is shown as it is now: the card redraws when that socket is closed.
+    A socket it returned is shown as it is now: the card redraws when that socket is closed. A card
+    that flips after its own cell has run is told of in the output of the cell that made it flip.
     """
-    card = Card(f"{call.puppet.name}:", call.outcome(with_name=False), "blocked")
+    card = Card(f"{call.puppet.name}:", "\n".join(call.timeline()), "blocked" if not call.done() else "done")
 
     def redraw(_=None) -> None:
-        card.update(call.outcome(with_name=False), "done" if call.status == "returned" else "error")
+        card.update("\n".join(call.timeline()), "done" if call.status == "returned" else "error")
 
     def finished(call) -> None:
         redraw()
         for sock in _sockets_in(call.result(0) if call.status == "returned" else None):
             sock.add_close_callback(redraw)
 
+    if not call.done():
+        _FlipNotes.watch(call)
+    else:
+        _FlipNotes.shown_now.add(id(call))  # shown again in this cell: its card tells the ending
     call.add_done_callback(finished)
     show(card.widget, card.plain())
+
+
+class _FlipNotes:
+    """One line in the output of the cell during which a card of an earlier cell flipped.
+
+    A card shown above the cell the student is at changes out of sight, and a committed notebook
+    keeps only what each card showed when its cell ran; so after each cell, each card of an earlier
+    cell that is still waiting is given a moment to settle (its call finishes, or its thread is seen
+    asleep again), and each call that finished during this cell gets one line here:
+    `(the accept() shown above, in server's card, returned ... at 2.31 s)`. A cell that shows the
+    outcome itself (`result()`, `outcome()`, the call displayed again) needs no line: the note is
+    left out, so what a cell prints does not depend on whether a timer fired before it began.
+    """
+
+    watched: list = []  # [call, cell it was shown in, cell during which it finished, call.told when this cell began]
+    shown_now: set[int] = set()  # ids of finished calls displayed again in this cell
+    cell: int | None = None  # cells run since the first card, counted here: nbval keeps no history
+
+    @classmethod
+    def watch(cls, call) -> None:
+        shell = _shell()
+        if shell is None:
+            return
+        if cls.cell is None:
+            cls.cell = 0
+            shell.events.register("pre_run_cell", cls.before_cell)
+            shell.events.register("post_run_cell", cls.after_cell)
+        entry = [call, cls.cell, None, call.told]
+        cls.watched.append(entry)
+        call.add_done_callback(lambda _: entry.__setitem__(2, cls.cell))
+
+    @classmethod
+    def before_cell(cls, _info=None) -> None:
+        cls.cell += 1
+        cls.shown_now.clear()
+        for entry in cls.watched:
+            entry[3] = entry[0].told
+
+    @classmethod
+    def after_cell(cls, _result=None) -> None:
+        cell = cls.cell
+        for call, shown_in, _, _ in cls.watched:
+            if shown_in != cell and not call.done() and call.puppet.alive and call.snapshot is not None:
+                observe.wait_until(lambda call=call: call.done() or _asleep_twice(call), 1.0)
+        for entry in list(cls.watched):
+            call, shown_in, finished_in, told = entry
+            if finished_in is None:
+                continue
+            cls.watched.remove(entry)
+            if finished_in == cell and shown_in != cell and call.told == told and id(call) not in cls.shown_now:
+                print(f"(the {call.label} shown above, in {call.puppet.name}'s card, {call.timeline()[-1][3:]})")
+
+
+def _asleep_twice(call) -> bool:
+    """The call's thread is seen asleep in a system call of its own in two readings in a row."""
+    first = observe.blocked_in_call(call.puppet.pid, call.tid, call.puppet.own_fds)
+    return first is not None and first == observe.blocked_in_call(call.puppet.pid, call.tid, call.puppet.own_fds)
+
+
+def _shell():
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
 
 
 def _sockets_in(value):
@@ -98,7 +170,10 @@ class ProcessCard:
     /proc a few times a second and stops when the process is gone); the text/plain form is the
     reading taken when the card was displayed, so a committed notebook shows what was true then.
     A puppet thread sleeping in its own command pipe, or on a lock, is shown as idle: it is
-    waiting for the notebook's next call, not in a call of ours.
+    waiting for the notebook's next call, not in a call of ours. A card that outlives its process
+    keeps its story: when it exited (timed from the first card of that process), how (a puppet's
+    exit status or signal), and what each thread was last seen doing; a card made after the end
+    says the same in its text.
     """
 
     REFRESH = 0.2  # seconds between readings of /proc while displayed
@@ -108,6 +183,8 @@ class ProcessCard:
             self.pid, self.name, self._own_fds, self._named = target, _comm(target, target), (), None
         else:
             self.pid, self.name, self._own_fds, self._named = target.pid, target.name, target.own_fds, target.threads
+        self._returncode = (lambda: None) if isinstance(target, int) else (lambda: target.returncode)
+        self._story = _LIVES.setdefault(self.pid, {"since": time.monotonic(), "last": None, "ended": None})
         self.widget = w.HTML()
         # A thread that just finished a call runs for a moment on its way back to idle: take the
         # reading once no thread is caught running, so the text shown does not depend on timing.
@@ -143,7 +220,29 @@ class ProcessCard:
             else:
                 doing, wchan = _STATES.get(snap.state, snap.state), "-"
             rows.append((name, state, doing, wchan))
+        if any(state != "exited" for _, state, _, _ in rows):
+            self._story["last"], self._story["ended"] = rows, None  # None: a pid reused by a new process
+        elif self._story["ended"] is None:
+            self._story["ended"] = time.monotonic()
         return rows
+
+    def epitaph(self) -> list[str]:
+        """Once the process is gone: when and how it exited, and what each thread was last seen doing."""
+        if self._story["ended"] is None:
+            return []
+        rc = self._returncode()
+        if rc is None:
+            how = ""
+        elif rc < 0:
+            how = f" (killed by {signal.Signals(-rc).name})"
+        else:
+            how = f" (status {rc})"
+        if self._story["last"] is None:  # no card saw it alive: no moment to tell
+            return [f"exited{how}"]
+        lines = [f"exited at {self._story['ended'] - self._story['since']:.2f} s{how}"]
+        for name, _, doing, _ in self._story["last"] or ():
+            lines.append(f"last seen: {name}  {doing}")
+        return lines
 
     def plain(self) -> str:
         width = max(len(r[0]) for r in self._rows)
@@ -152,6 +251,7 @@ class ProcessCard:
         for n, s, d, c in self._rows:
             wchan = f"  wchan {c}" if c != "-" else ""
             lines.append(f"  {n:<{width}}  {s:<13} {d:<{doing}}{wchan}".rstrip())
+        lines.extend(f"  {line}" for line in self.epitaph())
         return "\n".join(lines)
 
     def _html(self, rows) -> str:
@@ -161,8 +261,9 @@ class ProcessCard:
         head = "".join(f"<th style='{pad}'>{h}</th>" for h in ("thread", "state", "system call", "wchan"))
         cells = "".join("<tr>" + "".join(f"<td style='{pad}'>{html.escape(v)}</td>" for v in row) + "</tr>"
                         for row in rows)
+        story = "".join(f"<div>{html.escape(line)}</div>" for line in self.epitaph())
         return (f'<div style="{_STYLE.format(color=color)}"><b>{html.escape(self.name)}</b> (pid {self.pid})'
-                f"<table style='border-collapse:collapse'><tr>{head}</tr>{cells}</table></div>")
+                f"<table style='border-collapse:collapse'><tr>{head}</tr>{cells}</table>{story}</div>")
 
     def _refresh(self) -> None:
         stop = threading.Event()
@@ -175,6 +276,11 @@ class ProcessCard:
     def _ipython_display_(self) -> None:
         show(self.widget, self.plain())
         threading.Thread(target=self._refresh, daemon=True, name=f"card-{self.name}").start()
+
+
+# What each process's cards have seen, by pid: when the first was made, the last reading while it
+# lived, when it was first seen gone. Shared, so a card made after the end still tells the story.
+_LIVES: dict[int, dict] = {}
 
 
 def _comm(pid: int, tid: int) -> str:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import socket
 import stat
 import subprocess
 import sys
 import threading
+import time
 from socket import AF_INET, AF_UNIX, SHUT_RDWR, SOCK_STREAM
 
 import psutil
@@ -626,7 +628,8 @@ def test_a_card_flips_to_the_result_by_itself_through_public_api_only(make, path
     monkeypatch.setattr(widgets, "show", lambda widget, plain: shown.append((widget, plain)))
     widgets.show_call(call)
     [(widget, plain)] = shown
-    assert plain == f"server: accept() {call.blocked_in}"  # what nbval compares: the state when displayed
+    # what nbval compares: the state when displayed, with the moment it was seen asleep
+    assert re.fullmatch(rf"server: accept\(\) {re.escape(call.blocked_in)} at \d+\.\d\d s", plain), plain
     assert "blocked in accept4" in widget.value
     cli.socket(AF_UNIX).connect(address)
     assert observe.wait_until(lambda: "returned (&lt;remote socket fd=4" in widget.value, 2), widget.value
@@ -641,6 +644,80 @@ def test_a_card_flips_to_the_result_by_itself_through_public_api_only(make, path
     private = [node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr.startswith("_")
                and not node.attr.startswith("__") and not (isinstance(node.value, ast.Name) and node.value.id == "self")]
     assert private == [], private
+
+
+def test_a_card_keeps_the_story_of_a_blocked_accept_with_its_times(make, paths, monkeypatch):
+    from helpers import widgets
+
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("story.sock"))
+    sent = time.monotonic()
+    call = listener.accept()
+    assert _still_blocked(call)  # at least 0.3 s asleep before anyone connects
+    cli.socket(AF_UNIX).connect(address)
+    conn, _ = call.result(timeout=2)
+    elapsed = time.monotonic() - sent
+    asleep, woke = call.timeline()
+    seen = re.fullmatch(r"accept\(\) blocked in accept4\(fd=3\).* at (\d+\.\d\d) s", asleep)
+    ended = re.fullmatch(r"-> returned \(<remote socket fd=4.*\) at (\d+\.\d\d) s", woke)
+    assert seen and ended, (asleep, woke)
+    assert 0 <= float(seen[1]) < 0.3 <= float(ended[1]) <= elapsed + 0.01, (asleep, woke, elapsed)
+    shown: list[tuple] = []
+    monkeypatch.setattr(widgets, "show", lambda widget, plain: shown.append((widget, plain)))
+    widgets.show_call(call)  # shown again once finished: the text tells both moments, like the widget
+    [(widget, plain)] = shown
+    assert plain == f"server: {asleep}\n        {woke}", plain
+    assert "blocked in accept4" in widget.value and "at " + ended[1] + " s" in widget.value
+    conn.close()
+
+
+def test_a_process_card_outlives_its_puppet_and_says_how_it_ended(make, paths, monkeypatch):
+    from helpers import widgets
+
+    srv = make("server")
+    listener, _ = _listener(srv, AF_UNIX, paths("epitaph.sock"))
+    call = listener.accept()
+    assert isinstance(call, PendingCall)
+    shown: list[tuple] = []
+    monkeypatch.setattr(widgets, "show", lambda widget, plain: shown.append((widget, plain)))
+    card = widgets.ProcessCard(srv)
+    card._ipython_display_()  # shown: its table refreshes in a daemon thread
+    assert "exited" not in shown[0][1] and "accept4(fd=3)" in shown[0][1]
+    assert srv.signal(signal.SIGKILL).startswith("SIGKILL delivered")
+    assert observe.wait_until(lambda: "killed by SIGKILL" in card.widget.value, 3), card.widget.value
+    assert "last seen: server  accept4(fd=3)" in card.widget.value
+    later = widgets.ProcessCard(srv).plain()  # a card made after the end tells the same story
+    assert re.search(r"\n  exited at \d+\.\d\d s \(killed by SIGKILL\)\n  last seen: server  accept4\(fd=3\)$",
+                     later), later
+
+
+def test_a_cell_tells_of_a_card_above_that_flipped_while_it_ran(make, paths, monkeypatch, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from helpers import widgets
+
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("note.sock"))
+    monkeypatch.setattr(widgets._FlipNotes, "watched", [])
+    monkeypatch.setattr(widgets._FlipNotes, "cell", None)
+    shell = InteractiveShell.instance()
+    try:
+        shell.user_ns.update(listener=listener, cli=cli, address=address, AF_UNIX=AF_UNIX)
+        shell.run_cell("call = listener.accept(); call")  # its card, shown while it sleeps
+        shell.run_cell("x = 1")  # a cell that changes nothing: no line
+        before = capsys.readouterr().out
+        shell.run_cell("cli.socket(AF_UNIX).connect(address)")  # the accept above returns now
+        note = capsys.readouterr().out
+        shell.run_cell("call.result(timeout=2)[0].close()")  # told by result(): no line, and no second one
+        after = capsys.readouterr().out
+    finally:
+        shell.events.unregister("pre_run_cell", widgets._FlipNotes.before_cell)
+        shell.events.unregister("post_run_cell", widgets._FlipNotes.after_cell)
+        InteractiveShell.clear_instance()
+    assert "blocked in accept4(fd=3)" in before and "shown above" not in before, before
+    assert re.fullmatch(r"\(the accept\(\) shown above, in server's card, returned \(<remote socket fd=4 .*\) "
+                        r"at \d+\.\d\d s\)\n", note), note
+    assert "shown above" not in after, after
 
 
 def test_the_puppet_process_imports_only_its_own_side():
