@@ -183,7 +183,8 @@ class ProcessCard:
             self.pid, self.name, self._own_fds, self._named = target, _comm(target, target), (), None
         else:
             self.pid, self.name, self._own_fds, self._named = target.pid, target.name, target.own_fds, target.threads
-        self._returncode = (lambda: None) if isinstance(target, int) else (lambda: target.returncode)
+        # a puppet knows how its process ended; a bare pid, or another object that names threads, may not
+        self._returncode = lambda: getattr(target, "returncode", None)
         self._story = _LIVES.setdefault(self.pid, {"since": time.monotonic(), "last": None, "ended": None})
         self.widget = w.HTML()
         # A thread that just finished a call runs for a moment on its way back to idle: take the

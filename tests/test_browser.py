@@ -11,6 +11,7 @@ Skips without /usr/bin/chromium, except under CI=true where that is a failure.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -124,8 +125,10 @@ def test_live_card_changes_without_rerunning_the_cell(lab, page):
         expect(card).to_contain_text("returned", timeout=15_000)
         after = wait_for_counts(page, {2: 3})
     finally:
-        screenshot(page, ARTIFACTS / "live-card.png")
+        screenshot(page, ARTIFACTS / "live-card-timeline.png")
     assert after[1]["count"] == 2, "the accept cell was re-run"
     assert not unexpected_errors(after), unexpected_errors(after)
     assert "blocked in accept4" in blocked_text and "returned" in card.inner_text()
+    assert re.search(r"blocked in accept4.* at \d+\.\d\d s.*\n.*returned.* at \d+\.\d\d s", card.inner_text()), (
+        "the flipped card keeps its timeline: blocked at ..., then returned at ...")
     finish(page, lab)
