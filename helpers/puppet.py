@@ -91,16 +91,15 @@ class _Lane:
             )
         sent = time.monotonic()
         future = puppet._channel.send(handle, method, args, kwargs or {}, self.worker)
-        ended: list[float] = []  # when the reply arrived, stamped by the reader thread
-        future.add_done_callback(lambda _: ended.append(time.monotonic()))
         try:
             blocked, snap = self._watch(future)
         except BaseException:  # e.g. the Stop button while we watch: the call goes on in the puppet
-            self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, None, (sent, None, ended))
+            times = (sent, None, _end_stamp(future))
+            self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, None, times)
             raise
         if not blocked:
             return future.result()
-        times = (sent, time.monotonic(), ended)
+        times = (sent, time.monotonic(), _end_stamp(future))
         self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, snap, times)
         return self.busy
 
@@ -124,6 +123,13 @@ class _Lane:
                 return False, None
             interval = min(interval * 1.5, 0.005)
         raise TimeoutError(f"{self.name} neither finished nor blocked within {CALL_TIMEOUT:.0f} s")
+
+
+def _end_stamp(future: Future) -> list[float]:
+    """A list that gets the moment the call's reply arrives (stamped by the reader thread; at once if it has)."""
+    ended: list[float] = []
+    future.add_done_callback(lambda _: ended.append(time.monotonic()))
+    return ended
 
 
 class PendingCall(Teaching):

@@ -249,10 +249,11 @@ class Channel:
             poller.register(fd, select.POLLIN)
         try:
             while readers:
-                ready = {fd for fd, _ in poller.poll()}
-                # Events first: a handler writes its event before the reply of the call it ended.
-                for fd in (fd for fd in (self._events_r, self._reply_r) if fd in ready and fd in readers):
-                    data = os.read(fd, 1 << 20)
+                ready = poller.poll()
+                if len(ready) > 1:  # events first: a handler writes its event before the reply of the call it ended
+                    ready.sort(key=lambda pair: pair[0] != self._events_r)
+                for fd, _ in ready:
+                    data = os.read(fd, 1 << 16)
                     if not data:
                         poller.unregister(fd)
                         del readers[fd]
