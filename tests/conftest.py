@@ -6,6 +6,8 @@ Fixtures (request them by name, or `pytestmark = pytest.mark.usefixtures("nothin
     no_socket_file_left  no socket file left in this process's workspace
     no_fd_left           no socket or pipe descriptor opened by the test still open in this process
     nothing_left_behind  all three
+    short_allowance      a student's function or program that hangs is stopped 1 s past its
+                         scenario instead of 3 s (SLL_EXERCISE_ALLOWANCE, see helpers.exercises.kit)
 
 Parallel runs (`pytest -n N --dist loadscope --no-loadscope-reorder`, pytest-xdist): the scope
 of a test, the unit a worker takes whole, is defined here (`pytest_xdist_make_scheduler`):
@@ -30,6 +32,7 @@ import psutil
 import pytest
 
 from helpers import workspace
+from helpers.exercises.kit import ALLOWANCE_ENV
 from helpers.observe import wait_until
 
 LONGEST_FIRST = ("tests/test_browser.py", "tests/test_other_settings.py", "tests/test_faults.py", "notebooks/")
@@ -144,3 +147,8 @@ def nothing_left_behind(no_fd_left, no_socket_file_left, no_process_left):
     """No process, socket file or descriptor outlives the test (checked in that order: a process's
     pipes close when it exits)."""
     yield
+
+
+@pytest.fixture
+def short_allowance(monkeypatch):
+    monkeypatch.setenv(ALLOWANCE_ENV, "1.0")

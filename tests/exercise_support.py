@@ -17,7 +17,6 @@ import psutil
 import pytest
 
 from helpers import stop_all, workspace
-from helpers.exercises.kit import ALLOWANCE_ENV
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
 
@@ -42,8 +41,7 @@ def _descendants() -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def nothing_left_behind(monkeypatch):
-    monkeypatch.setenv(ALLOWANCE_ENV, "1.0")
+def nothing_left_behind(short_allowance):
     fds_before = set(os.listdir("/proc/self/fd"))
     yield
     assert stop_all() == 0, "a checker left a puppet running"

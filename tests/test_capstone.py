@@ -18,6 +18,7 @@ import pytest
 from helpers import workspace
 from helpers.capstone import ATTACKS, gauntlet
 
+pytestmark = pytest.mark.usefixtures("short_allowance")
 SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
 SKELETONS = Path(__file__).resolve().parent.parent / "notebooks" / "capstone"
 SERVER, CLIENT = SOLUTIONS / "09_server.py", SOLUTIONS / "09_client.py"

@@ -2,6 +2,6 @@
 
 import sys
 
-from helpers.capstone.gauntlet import main
+from helpers.capstone.attacks import main
 
 sys.exit(main())

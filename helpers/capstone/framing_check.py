@@ -26,12 +26,14 @@ import time
 
 from helpers import processes
 from helpers.capstone.protocol import MAX_MESSAGE, frame, wait_until_read
+from helpers.exercises.kit import limit
 from helpers.exercises.report import Report
 from helpers.exercises.runner import is_stub
 
 __all__ = ["check_framing"]
 
-STUDENT_TIMEOUT = 5.0
+SCENARIO = 2.0  # seconds the longest exchange needs; a run may take the allowance on top (kit.limit)
+
 BIG = 1 << 20  # more than a socket buffer holds: one send on a socket with a timeout takes only part
 
 
@@ -49,7 +51,7 @@ def _run(student: dict, calls: list, play, timeout: float | None = None) -> dict
     encoded = [[name, *({"bytes": a.hex()} if isinstance(a, bytes) else a for a in args)] for name, *args in calls]
     job = json.dumps({**student, "timeout": timeout, "calls": encoded}).encode()
     with theirs:
-        child = processes.start("capstone.framing_run", str(theirs.fileno()), pass_fds=(theirs.fileno(),),
+        child = processes.start("capstone.framing_run", str(theirs.fileno()), pass_fds=(theirs.fileno(),), stdlib_only=True,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         child.stdin.write(job)  # the child reads it all before it calls anything
@@ -61,7 +63,7 @@ def _run(student: dict, calls: list, play, timeout: float | None = None) -> dict
             except OSError:  # the child is gone already (it raised, or returned early): its results say why
                 peer = b""
             try:
-                output, _ = child.communicate(timeout=STUDENT_TIMEOUT)
+                output, _ = child.communicate(timeout=limit(SCENARIO))
             except subprocess.TimeoutExpired:
                 return {"results": [], "left": b"", "hung": True, "peer": peer}
     finally:
@@ -89,7 +91,7 @@ def _said(result: dict | None) -> str:
 def _pieces(data: bytes, cuts: list[int]):
     """A peer that sends `data` cut at `cuts`, each piece once the child has read the last."""
     def play(sock):
-        deadline = time.monotonic() + STUDENT_TIMEOUT
+        deadline = time.monotonic() + limit(SCENARIO)
         bounds = [0, *cuts, len(data)]
         for a, b in itertools.pairwise(bounds):
             sock.sendall(data[a:b])
@@ -105,7 +107,7 @@ def _then_close(data: bytes):
 
 
 def _read_all(sock) -> bytes:
-    sock.settimeout(STUDENT_TIMEOUT)
+    sock.settimeout(limit(SCENARIO))
     data = b""
     try:
         while chunk := sock.recv(1 << 20):
@@ -123,11 +125,15 @@ def _raised(result: dict | None, name: str) -> bool:
     return bool(result) and result.get("error", [""])[0] == name
 
 
-def _hung(report: Report, run: dict, what: str) -> bool:
+class _Hung(Exception):
+    """A run was stopped at its timeout: the checks after it would wait out theirs too."""
+
+
+def _stop_if_hung(report: Report, run: dict, what: str) -> None:
     if run["hung"]:
-        report.check(False, "", f"{what} did not return within {STUDENT_TIMEOUT:g} s (it was stopped): does it "
+        report.check(False, "", f"{what} did not return within {limit(SCENARIO):g} s (it was stopped): does it "
                                 "wait for bytes that never come? recv returns b'' at end of file")
-    return run["hung"]
+        raise _Hung
 
 
 def check_framing(recv_exactly, send_message, recv_message) -> Report:
@@ -143,41 +149,43 @@ def check_framing(recv_exactly, send_message, recv_message) -> Report:
         return report
     sources = {"sources": [textwrap.dedent(inspect.getsource(f)) for f in functions],
                "names": {role: f.__name__ for role, f in zip(ROLES, functions, strict=True)}}
-    _check_recv_exactly(report, sources)
-    _check_send_message(report, sources)
-    _check_recv_message(report, sources)
+    try:
+        _check_recv_exactly(report, sources)
+        _check_send_message(report, sources)
+        _check_recv_message(report, sources)
+    except _Hung:  # said in the report; each further check would cost the student another timeout
+        pass
     return report
 
 
 def _check_recv_exactly(report: Report, sources: dict) -> None:
     run = _run(sources, [["recv_exactly", 10]], _pieces(b"0123456789NEXT", [3, 4]))
-    if not _hung(report, run, "recv_exactly(sock, 10), with the bytes coming in 3 pieces,"):
-        (result,) = _results(run, 1)
-        report.check(_value(result) == b"0123456789",
-                     "recv_exactly(sock, 10) returned the 10 bytes that came in 3 pieces",
-                     f"recv_exactly(sock, 10) {_said(result)}, expected b'0123456789' (sent in 3 pieces: keep "
-                     "calling recv until you have n bytes)")
-        report.check(run["left"] == b"NEXT", "and left the next bytes in the socket",
-                     f"it took bytes beyond the 10 asked for (left {run['left']!r} of b'NEXT'): ask recv for at most "
-                     "n - len(data) bytes")
+    _stop_if_hung(report, run, "recv_exactly(sock, 10), with the bytes coming in 3 pieces,")
+    (result,) = _results(run, 1)
+    report.check(_value(result) == b"0123456789",
+                 "recv_exactly(sock, 10) returned the 10 bytes that came in 3 pieces",
+                 f"recv_exactly(sock, 10) {_said(result)}, expected b'0123456789' (sent in 3 pieces: keep "
+                 "calling recv until you have n bytes)")
+    report.check(run["left"] == b"NEXT", "and left the next bytes in the socket",
+                 f"it took bytes beyond the 10 asked for (left {run['left']!r} of b'NEXT'): ask recv for at most "
+                 "n - len(data) bytes")
     _check_cut_short(report, sources, ["recv_exactly", 10], b"012", "the peer closed after 3 of 10 bytes")
 
 
 def _check_cut_short(report: Report, sources: dict, call: list, sent: bytes, story: str) -> None:
     """The peer sends `sent` and closes: the call must raise EOFError, not return what it got."""
     run = _run(sources, [call], _then_close(sent))
-    if not _hung(report, run, f"{call[0]}, when {story},"):
-        (result,) = _results(run, 1)
-        report.check(_raised(result, "EOFError"), f"{story}: {call[0]} raised EOFError",
-                     f"{story}: {call[0]} {_said(result)}, expected EOFError (raise it when recv returns b'' "
-                     "before all the bytes have come: a message cut short is an error, not a short message)")
+    _stop_if_hung(report, run, f"{call[0]}, when {story},")
+    (result,) = _results(run, 1)
+    report.check(_raised(result, "EOFError"), f"{story}: {call[0]} raised EOFError",
+                 f"{story}: {call[0]} {_said(result)}, expected EOFError (raise it when recv returns b'' "
+                 "before all the bytes have come: a message cut short is an error, not a short message)")
 
 
 def _check_send_message(report: Report, sources: dict) -> None:
     message = bytes(range(256)) * (BIG // 256)
-    run = _run(sources, [["send_message", message], ["send_message", b""]], _read_all, timeout=STUDENT_TIMEOUT)
-    if _hung(report, run, "send_message"):
-        return
+    run = _run(sources, [["send_message", message], ["send_message", b""]], _read_all, timeout=limit(SCENARIO))
+    _stop_if_hung(report, run, "send_message")
     got, wanted = run["peer"], frame(message) + frame(b"")
     if got == wanted:
         report.check(True, f"send_message sent a message of {len(message):,} bytes and an empty one, each as its "
@@ -197,22 +205,22 @@ def _check_send_message(report: Report, sources: dict) -> None:
 def _check_recv_message(report: Report, sources: dict) -> None:
     messages = [b"a", b"twenty bytes exactly", b"", b"ccc"]
     run = _run(sources, [["recv_message"]] * 5, _then_close(b"".join(frame(m) for m in messages)))
-    if not _hung(report, run, "recv_message, with four messages then end of file,"):
-        got = [_value(r) if r and "value" in r else r for r in _results(run, 5)]
-        report.check(got[:4] == messages, "recv_message returned four messages sent in one write, one per call "
-                                          "(the empty one too)",
-                     f"four messages {messages} sent in one write: recv_message returned "
-                     f"{', '.join(_said(r) for r in _results(run, 4))}")
-        report.check(got[4] is None and got[:4] == messages, "then None: the peer closed between two messages",
-                     f"after the fourth message the peer closed: recv_message {_said(_results(run, 5)[4])}, "
-                     "expected None (end of file where a message would begin)")
+    _stop_if_hung(report, run, "recv_message, with four messages then end of file,")
+    got = [_value(r) if r and "value" in r else r for r in _results(run, 5)]
+    report.check(got[:4] == messages, "recv_message returned four messages sent in one write, one per call "
+                                      "(the empty one too)",
+                 f"four messages {messages} sent in one write: recv_message returned "
+                 f"{', '.join(_said(r) for r in _results(run, 4))}")
+    report.check(got[4] is None and got[:4] == messages, "then None: the peer closed between two messages",
+                 f"after the fourth message the peer closed: recv_message {_said(_results(run, 5)[4])}, "
+                 "expected None (end of file where a message would begin)")
     data = frame(b"hello, in pieces")
     run = _run(sources, [["recv_message"]], _pieces(data, [1, 2, 4, 9]))
-    if not _hung(report, run, "recv_message, with the length itself in pieces,"):
-        (result,) = _results(run, 1)
-        report.check(_value(result) == b"hello, in pieces", "a message whose length came in 3 pieces came back whole",
-                     f"a message whose 4-byte length came in 3 pieces: recv_message {_said(result)}, expected "
-                     "b'hello, in pieces': read the length with recv_exactly too")
+    _stop_if_hung(report, run, "recv_message, with the length itself in pieces,")
+    (result,) = _results(run, 1)
+    report.check(_value(result) == b"hello, in pieces", "a message whose length came in 3 pieces came back whole",
+                 f"a message whose 4-byte length came in 3 pieces: recv_message {_said(result)}, expected "
+                 "b'hello, in pieces': read the length with recv_exactly too")
     _check_cut_short(report, sources, ["recv_message"], frame(b"twenty bytes exactly")[:9],
                      "the peer closed after 5 of the 20 bytes of a message")
     run = _run(sources, [["recv_message"]], lambda sock: sock.sendall(frame(b"", length=MAX_MESSAGE + 1)))

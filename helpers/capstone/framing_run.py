@@ -46,8 +46,9 @@ def main() -> None:
                 break
     except Exception as error:
         results.append({"error": [type(error).__name__, str(error)]})
+    sock.setblocking(False)  # with a timeout set, Python polls for it first even with MSG_DONTWAIT
     try:
-        left = sock.recv(65536, socket.MSG_DONTWAIT)
+        left = sock.recv(65536)
     except OSError:
         left = b""
     print(json.dumps({"results": results, "left": left.hex()}), flush=True)

@@ -34,13 +34,19 @@ from dataclasses import dataclass, field
 from helpers.capstone import peer as peer_module
 from helpers.capstone.program import Program, start
 from helpers.capstone.protocol import MAX_MESSAGE, connect, frame, read_message, reply_to, wait_until_read
+from helpers.exercises.kit import limit
 from helpers.observe import wait_until
 from helpers.socket_dir import workspace
 
 __all__ = ["ATTACKS", "Line", "Report", "gauntlet"]
 
 ANSWER = 2.0  # seconds a server has to answer, to close a rejected connection, to stop after SIGTERM
-START = 10.0  # seconds a program has to start (a Python interpreter on a loaded machine) or to finish
+
+
+def start_time() -> float:
+    """Seconds a program has to start (a Python interpreter on a loaded machine) or to finish: what a
+    program that never does costs; the tests lower the allowance (kit.limit) to see it sooner."""
+    return limit(4.0)
 CLIENTS = 20
 PEER_SOURCE = open(peer_module.__file__).read()  # run with `python -c`: any user's Python can, no file access
 
@@ -245,7 +251,7 @@ class Gauntlet:
         return program
 
     def wait_listening(self, program: Program) -> bool:
-        wait_until(lambda: program.listens_at(self.path) or not program.running(), START)
+        wait_until(lambda: program.listens_at(self.path) or not program.running(), start_time())
         return program.running() and program.listens_at(self.path)
 
     def start_server(self) -> str:
@@ -256,7 +262,7 @@ class Gauntlet:
             self.baseline = self.server.sockets()
             return ""
         why = f"it {self.server.how_it_ended()}" if not self.server.running() else \
-            f"no listening socket at the path after {START:g} s"
+            f"no listening socket at the path after {start_time():g} s"
         self.server.kill()
         return f"server.py did not start on a clean path: {why}"
 
@@ -306,7 +312,7 @@ class Gauntlet:
             problem = self.serving_problem()
             return Line("FAIL", name, f"it started, but a request: {problem}") if problem else Line("PASS", name)
         why = f"it {self.server.how_it_ended()}" if not self.server.running() else \
-            f"no listening socket at the path after {START:g} s"
+            f"no listening socket at the path after {start_time():g} s"
         self.server.kill()
         return Line("FAIL", name, f"{why}: connect to the path first; ECONNREFUSED means stale: unlink it, then bind")
 
@@ -322,11 +328,11 @@ class Gauntlet:
         name = "a live copy already serving"
         inode = os.stat(self.path).st_ino
         second = self.launch(self.server_file, self.path)
-        status = second.wait(START)
+        status = second.wait(start_time())
         problems = []
         if status is None:
-            problems.append(f"a second copy was still running after {START:g} s: it took the path from the live server "
-                            "(unlink only after a connect fails with ECONNREFUSED)")
+            problems.append(f"a second copy was still running after {start_time():g} s: it took the path from the "
+                            "live server (unlink only after a connect fails with ECONNREFUSED)")
             second.kill()
         elif status == 0:
             problems.append("the second copy exited with status 0: refuse with a message and a non-zero status")
@@ -549,9 +555,9 @@ class Gauntlet:
     # -- the client's attacks -------------------------------------------------------------------------
 
     def client_answer_problem(self, client: Program, server: TestServer, message: str) -> str:
-        if client.wait(START) is None:
+        if client.wait(start_time()) is None:
             client.kill()
-            return f"client.py did not finish within {START:g} s"
+            return f"client.py did not finish within {start_time():g} s"
         if server.unframed:
             return "the request was not framed: send its length first (4 bytes, big-endian), then the bytes"
         printed = client.output().strip()
@@ -578,13 +584,14 @@ class Gauntlet:
         make_stale(self.path)  # the server crashed: its socket file stays, connect says ECONNREFUSED
         message = "are you back?"
         client = self.launch(self.client_file, self.path, message)
-        seen = wait_until(lambda: client.sleeping_between_tries() or not client.running(), START)
+        seen = wait_until(lambda: client.sleeping_between_tries() or not client.running(), start_time())
         if not client.running():
             return Line("FAIL", name, f"while the server was down, client.py {client.how_it_ended()}: retry "
                                       "ECONNREFUSED and ENOENT, waiting longer each time")
         if not seen:
             client.kill()
-            return Line("FAIL", name, f"client.py never waited between tries in {START:g} s: wait min(cap, base * 2**k) "
+            return Line("FAIL", name, f"client.py never waited between tries in {start_time():g} s: wait "
+                                      "min(cap, base * 2**k) "
                                       "seconds after the k-th failure, or it burns a CPU")
         remove(self.path)
         server = TestServer(self.path)
@@ -596,12 +603,12 @@ class Gauntlet:
 
 
 def _peer_says(python: str, mode: str, path: str, **popen_kwargs) -> str:
-    """Run the peer (`peer.py`) in `mode` against `path`; the first line it prints ('' if none within START),
+    """Run the peer (`peer.py`) in `mode` against `path`; the first line it prints ('' if none within start_time()),
     after which it is killed."""
     peer = subprocess.Popen([python, "-I", "-c", PEER_SOURCE, mode, path], cwd="/", stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, **popen_kwargs)
     try:
-        ready, _, _ = select.select([peer.stdout], [], [], START)
+        ready, _, _ = select.select([peer.stdout], [], [], start_time())
         return peer.stdout.readline().strip() if ready else ""
     finally:
         peer.kill()
@@ -622,7 +629,8 @@ def _python_for(user: str) -> str | None:
     """A Python interpreter `user` can run: ours if its files are reachable, else the system's."""
     for candidate in (os.path.realpath(getattr(sys, "_base_executable", sys.executable)), "/usr/bin/python3"):
         try:
-            probe = subprocess.run([candidate, "-I", "-c", "pass"], user=user, capture_output=True, cwd="/", timeout=START)
+            probe = subprocess.run([candidate, "-I", "-c", "pass"], user=user, capture_output=True, cwd="/",
+                                   timeout=start_time())
         except (OSError, subprocess.TimeoutExpired):
             continue
         if probe.returncode == 0:
