@@ -9,7 +9,7 @@
 
 A call returns only when the puppet has finished it, or has been *seen* sleeping in the kernel
 (`observe`), never in between: what a cell prints does not depend on timing. A blocked call comes
-back as a `PendingCall`; its card turns into the result by itself when the kernel lets the
+back as a `PendingCall` (`helpers.pending`); its card turns into the result by itself when the kernel lets the
 puppet go (the puppet's reader thread resolves it, see `wire.Channel`). `srv.thread()` adds a
 second thread acting on the same sockets, `srv.on_signal()` and `srv.signal()` deliver signals
 with a chosen handler. The sockets are `helpers.remote.RemoteSocket`s. Introduced in 00-start-here.
@@ -22,13 +22,13 @@ import os
 import pwd
 import signal as signals
 import subprocess
-import threading
 import time
 from concurrent.futures import Future
 from socket import AF_INET, AF_UNIX, SOCK_STREAM
 
 from helpers import observe, processes, wire
 from helpers.explain import Teaching, call_text
+from helpers.pending import PendingCall, finished
 from helpers.remote import CCalls, RemoteSocket
 from helpers.socket_dir import workspace
 
@@ -62,15 +62,6 @@ def stop_all() -> int:
     for puppet in running:
         puppet.stop()
     return len(running)
-
-
-def finished(value, timeout: float = 5.0):
-    """The value of a call whether or not it blocked: a PendingCall is waited for, anything else passes.
-
-    For calls whose blocking depends on timing, not on the lesson (a large recv while the bytes are
-    still arriving): the cell shows the same result either way. Introduced in 06-close-semantics.
-    """
-    return value.result(timeout) if isinstance(value, PendingCall) else value
 
 
 class _Lane:
@@ -124,101 +115,6 @@ class _Lane:
                 return False, None
             interval = min(interval * 1.5, 0.005)
         raise TimeoutError(f"{self.name} neither finished nor blocked within {CALL_TIMEOUT:.0f} s")
-
-
-class PendingCall(Teaching):
-    """A call that the kernel put to sleep. Shows where it sleeps; resolves by itself.
-
-    `done()` tells whether it has finished, `result(timeout)` waits for its value (or raises its
-    error), `status` is "blocked", "returned" or "raised", `outcome()` says it in one line, and
-    `add_done_callback(fn)` runs `fn(call)` once when it finishes; `timeline()` tells its story with
-    times, and `told` counts how often a cell's code was handed the outcome. Displayed in a notebook,
-    it is a live card that flips to the result when it comes.
-    """
-
-    def __init__(self, lane: _Lane, label: str, future: Future, snapshot: observe.ThreadSnapshot | None,
-                 times: tuple[float, float | None, list[float]]):
-        self.puppet, self.tid, self.label, self.snapshot = lane.puppet, lane.tid, label, snapshot
-        self._future = future
-        self._sent, self._seen_asleep, self._ended = times
-        self.told = 0  # how often a cell was handed its outcome (result(), outcome() once done, in the main thread)
-
-    def timeline(self) -> list[str]:
-        """The call's story, timed from when it was sent: where it was seen asleep, then how it ended.
-
-            ['accept() blocked in accept4(fd=3), sleeping in inet_csk_accept at 0.00 s',
-             '-> returned (<remote socket fd=4>, '') at 2.31 s']
-        """
-        asleep = "" if self._seen_asleep is None else f" at {self._seen_asleep - self._sent:.2f} s"
-        story = [f"{self.label} {self.blocked_in}{asleep}"]
-        if self._future.done() and self._ended:
-            story.append(f"-> {self._ending()} at {self._ended[0] - self._sent:.2f} s")
-        return story
-
-    def _count_told(self) -> None:
-        """A cell's code asked: cells run in the main thread; a card's callbacks run in the reader's."""
-        if threading.current_thread() is threading.main_thread():
-            self.told += 1
-
-    def _ending(self) -> str:
-        error = self._future.exception()
-        if error is None:
-            return f"returned {self._future.result()!r}"
-        return f"raised {type(error).__name__}: {error}"
-
-    @property
-    def blocked_in(self) -> str:
-        if self.snapshot is None:
-            return "pending (this system does not show system calls in /proc)"
-        return self.snapshot.describe()
-
-    @property
-    def status(self) -> str:
-        if not self._future.done():
-            return "blocked"
-        return "raised" if self._future.exception() else "returned"
-
-    def done(self) -> bool:
-        return self._future.done()
-
-    def add_done_callback(self, fn) -> None:
-        """Call `fn(call)` once when the call finishes (at once if it has): from the puppet's reader thread."""
-        self._future.add_done_callback(lambda _: fn(self))
-
-    def result(self, timeout: float = 5.0):
-        """Wait up to `timeout` seconds for the call to finish; return its value or raise its error."""
-        if timeout is None or timeout < 0:
-            raise ValueError("give result() a timeout in seconds (>= 0): the course never waits forever")
-        if not wire.settled(self._future, timeout):
-            now = observe.snapshot(self.puppet.pid, self.tid).describe()
-            raise TimeoutError(f"{self.puppet.name}: {self.label} still not finished after {timeout} s ({now})")
-        self._count_told()
-        return self._future.result()
-
-    def __iter__(self):
-        """Refuse unpacking (`conn, peer = listener.accept()`): a pending call is not its result."""
-        if self.done():
-            state = "has finished, but a pending call is the call, not its result"
-        else:
-            state = f"is still {self.blocked_in}: there is no result to unpack yet"
-        raise TypeError(f"cannot unpack a pending call: {self.puppet.name}: {self.label} {state}. Keep the call "
-                        f"and unpack its result, which waits for it: conn, peer = call.result(timeout=5)")
-
-    def outcome(self, with_name: bool = True) -> str:
-        """One line: where it is blocked, or what it returned or raised (`with_name`: after the puppet's name)."""
-        name = f"{self.puppet.name}: " if with_name else ""
-        if not self._future.done():
-            return f"{name}{self.label} {self.blocked_in}"
-        self._count_told()
-        return f"{name}{self.label} {self._ending()}"
-
-    def __repr__(self) -> str:
-        return f"<{self.outcome()}>"
-
-    def _ipython_display_(self):
-        from helpers import widgets  # ipywidgets only once a card is shown
-
-        widgets.show_call(self)
 
 
 class PuppetThread(Teaching):
