@@ -26,7 +26,7 @@ import time
 from concurrent.futures import Future
 from socket import AF_INET, AF_UNIX, SOCK_STREAM
 
-from helpers import observe, processes, wire
+from helpers import observe, processes, puppet_process, wire
 from helpers.explain import Teaching, call_text
 from helpers.pending import PendingCall, finished
 from helpers.remote import CCalls, RemoteSocket
@@ -140,18 +140,18 @@ class PuppetThread(Teaching):
 class Puppet(Teaching):
     """A child process that runs socket calls on command. Use as a context manager, or `stop()`.
 
-    `user="nobody"` runs it as another user (the notebook must run as root for that).
+    `user="nobody"` runs it as another user (the notebook must run as root for that). `fork()` makes
+    another, the puppet's child; `parent` is then the puppet it was forked from (else None).
     """
 
     def __init__(self, name: str = "puppet", user: str | None = None):
         self.name = name
         if user is not None:
             _check_user(user)
-        self.name_hint = "srv" if "serv" in name else "p"
         (cmd_r, cmd_w), (reply_r, reply_w), (side_r, side_w), (events_r, events_w) = (os.pipe() for _ in range(4))
         launch = wire.Launch(cmd_r, reply_w, side_r, events_w, user or "")
         try:
-            self._proc = processes.start(
+            proc = processes.start(
                 "puppet_child", *launch.argv(), pass_fds=launch[:4], cwd=workspace().dir, stdlib_only=True,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
@@ -161,8 +161,17 @@ class Puppet(Teaching):
             raise
         for fd in launch[:4]:
             os.close(fd)
-        self.pid = self._proc.pid
-        self._channel = wire.Channel(name, cmd_w, side_w, reply_r, events_r, self._adopt, self._exit_error)
+        self._start(puppet_process.Spawned(proc), None, (cmd_w, reply_r, side_w, events_r))
+
+    def _start(self, process: puppet_process.Spawned | puppet_process.Forked, parent: Puppet | None,
+               ends: tuple[int, int, int, int]) -> None:
+        """Everything after the kernel's ends of the pipes (cmd, reply, side, events) exist: spawned or forked."""
+        self._process, self.parent, self.pid = process, parent, process.pid
+        self.children: list[Puppet] = []  # the puppets forked from this one
+        self.waiting: list[PendingCall] = []  # its waitpid() calls still asleep
+        self.name_hint = "srv" if "serv" in self.name else "p"
+        cmd_w, reply_r, side_w, events_r = ends
+        self._channel = wire.Channel(self.name, cmd_w, side_w, reply_r, events_r, self._adopt, self._exit_error)
         try:
             if not wire.settled(self._channel.hello, START_TIMEOUT):
                 raise TimeoutError(f"puppet {self.name} did not start within {START_TIMEOUT:.0f} s")
@@ -170,7 +179,7 @@ class Puppet(Teaching):
         except BaseException:
             self.stop()
             raise
-        self._main = _Lane(self, name, hello.tid)
+        self._main = _Lane(self, self.name, hello.tid)
         self._lanes = [self._main]  # the threads the notebook drives, for threads()
         self.own_fds = hello.own_fds  # its plumbing, never a call to show
         self.uid = hello.uid
@@ -186,14 +195,11 @@ class Puppet(Teaching):
         return value
 
     def _exit_error(self) -> PuppetExited:
-        try:
-            rc = self._proc.wait(1.0)
-        except subprocess.TimeoutExpired:
-            rc = None
+        rc = self._process.wait(1.0)
         if rc is not None and rc < 0:
             how = f"was killed by {signals.Signals(-rc).name} (signal {-rc})"
         else:
-            how = f"exited (status {rc})"
+            how = self._process.unknown_end if rc is None else f"exited (status {rc})"
         return PuppetExited(f"puppet {self.name} (pid {self.pid}) {how}; start a new Puppet to go on")
 
     def _process_call(self, method: str, *args, label: str = ""):
@@ -202,11 +208,11 @@ class Puppet(Teaching):
     # -- the process ---------------------------------------------------------------------------
     @property
     def alive(self) -> bool:
-        return self._proc.poll() is None
+        return self._process.alive()
 
     @property
     def returncode(self) -> int | None:
-        return self._proc.poll()
+        return self._process.returncode()
 
     @property
     def c(self) -> CCalls:
@@ -293,7 +299,7 @@ class Puppet(Teaching):
 
         what = observe.wait_until(effect, timeout)
         if what == "exited":
-            self._proc.wait(timeout)
+            self._process.wait(timeout)
             return f"{sig.name} delivered: {self._exit_error()}"
         if what == "returned":
             # The reader takes a handler's event before the reply of the call it ended, so by now
@@ -326,14 +332,16 @@ class Puppet(Teaching):
         """(name, thread id) of each thread the notebook drives: the main one, then each thread()."""
         return [(lane.name, lane.tid) for lane in self._lanes]
 
-    def stop(self, timeout: float = 2.0) -> int:
-        """Close the command pipes (the puppet exits), kill it if it does not; return its exit status."""
+    def stop(self, timeout: float = 2.0) -> int | None:
+        """Close the command pipes (the puppet exits), kill it if it does not; return its exit status.
+
+        The puppets forked from it are stopped first, so that it reaps them on its way out. A forked
+        puppet stays a zombie of its parent until the parent reaps it (`waitpid`) or ends.
+        """
+        for child in self.children:
+            child.stop(timeout)
         self._channel.close()
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        rc = processes.stop(self._proc, timeout)
+        rc = self._process.stop(timeout)
         self._channel.join(timeout)  # the reader ends at end of file, failing calls still pending
         _live.discard(self)
         return rc
@@ -346,7 +354,69 @@ class Puppet(Teaching):
 
     def __repr__(self) -> str:
         status = "running" if self.alive else f"exited ({self.returncode})"
-        return f"<Puppet {self.name} pid={self.pid} {status}>"
+        return f"<Puppet {self.name} pid={self.pid}{self.origin} {status}>"
+
+    @property
+    def origin(self) -> str:
+        """`, forked from server (pid 1234)` for a forked puppet, else empty: what its card and repr add."""
+        return "" if self.parent is None else f", forked from {self.parent.name} (pid {self.parent.pid})"
+
+    # -- fork ------------------------------------------------------------------------------------
+    def fork(self, name: str | None = None) -> Puppet:
+        """fork() in the puppet: its child, a copy of its process, driven from here as a Puppet of its own.
+
+        C: pid_t fork(void). Fork copies every descriptor: the child holds the parent's sockets under
+        the same fd numbers (`child.copy_of(sock)`), and a socket is closed for good only once every
+        copy is. Only the calling thread lives on in a child, so it has its main thread alone (no
+        `thread()`s); the signal dispositions set with on_signal() are kept. It dies with its parent
+        (PR_SET_PDEATHSIG), and its exit status is the parent's: once ended it is a zombie (state Z)
+        until `parent.waitpid(child.pid, 0)`. Named f"{parent name}-child" unless `name` is given.
+        """
+        pid, fds, copied = finished(self._process_call("fork", label="fork()"), CALL_TIMEOUT)
+        try:
+            ends = puppet_process.open_ends(self.pid, fds)
+        finally:
+            self._process_call("handed_over", pid, label=f"handed_over({pid})")  # it closes its copies
+        child = Puppet.__new__(Puppet)
+        child.name, child._copied, child._copies = name or f"{self.name}-child", copied, {}
+        child._start(puppet_process.Forked(pid, self), self, ends)
+        self.children.append(child)
+        return child
+
+    def copy_of(self, sock: RemoteSocket) -> RemoteSocket:
+        """This forked puppet's copy of `sock`, a socket its parent held when it forked: fork copies
+        every descriptor, so it is the same socket under the same fd number, in a descriptor of this
+        process's own (closing one copy leaves the other open)."""
+        if self.parent is None or sock.puppet is not self.parent or sock._ref.handle >= self._copied:
+            raise ValueError(f"{sock!r} was not copied into {self.name} by fork(): copy_of() takes a socket "
+                             f"its parent puppet held when it forked")
+        if sock._ref.handle not in self._copies:
+            self._copies[sock._ref.handle] = RemoteSocket(self, sock._ref, self._main)
+        return self._copies[sock._ref.handle]
+
+    def waitpid(self, pid: int, options: int = 0):
+        """waitpid(pid, options) -> (pid, status): collect an ended child's exit status, which removes
+        its zombie. C: pid_t waitpid(pid_t pid, int *status, int options); os.WNOHANG: (0, 0) at once
+        if it has not ended; without it the call sleeps until it has."""
+        result = self._process_call("waitpid", pid, options, label=call_text("waitpid", (pid, options)))
+        if isinstance(result, PendingCall):
+            self.waiting.append(result)
+            result.add_done_callback(self._waited)
+        else:
+            self._reaped(*result)
+        return result
+
+    def _waited(self, call: PendingCall) -> None:
+        if call.status == "returned":
+            self._reaped(*call.result(0))
+        self.waiting.remove(call)  # last: once no call waits, every status collected is kept
+
+    def _reaped(self, pid: int, status: int) -> None:
+        """Keep a forked puppet's exit status, which only its parent can collect (the kernel cannot)."""
+        for child in self.children:
+            if child.pid == pid and (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
+                child._process.status = os.waitstatus_to_exitcode(status)
+
 
 
 def _check_user(user: str) -> None:
