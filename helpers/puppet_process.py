@@ -60,24 +60,32 @@ class Forked:
         self.unknown_end = (f"has ended; its exit status was for its parent {parent.name} (pid {parent.pid}) "
                             f"to collect")
 
-    def _stat(self) -> tuple[str, int, int] | None:
-        """(state, parent pid, exit status in waitpid's form), or None once it is reaped."""
+    def _ended(self) -> tuple[bool, int | None]:
+        """(ended, exit status in waitpid's form if its zombie still holds it), from /proc/<pid>/stat.
+
+        Ended means ready to be reaped: a zombie whose threads are all gone (its main thread shows
+        Z while the others are still exiting, and waitpid() cannot collect it yet), or no longer
+        its parent's child at all (reaped, or orphaned as its parent died).
+        """
         try:
             with open(f"/proc/{self.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
-            return None
-        return fields[0], int(fields[1]), int(fields[49])  # fields 3, 4 and 52 of proc(5)
+            return True, None
+        state, parent, threads, status = fields[0], int(fields[1]), int(fields[17]), int(fields[49])  # proc(5)
+        if parent != self.parent.pid:
+            return True, None
+        zombie = state in "ZX" and threads == 1
+        return zombie, status if zombie else None
 
     def alive(self) -> bool:
-        stat = self._stat()
-        return self.status is None and stat is not None and stat[0] not in "ZX" and stat[1] == self.parent.pid
+        return self.status is None and not self._ended()[0]
 
     def returncode(self) -> int | None:
         if self.status is None:
-            stat = self._stat()
-            if stat is not None and stat[0] == "Z" and stat[1] == self.parent.pid:
-                self.status = os.waitstatus_to_exitcode(stat[2])
+            status = self._ended()[1]
+            if status is not None:
+                self.status = os.waitstatus_to_exitcode(status)
         return self.status
 
     def wait(self, timeout: float) -> int | None:
