@@ -12,11 +12,13 @@ A call returns only when the puppet has finished it, or has been *seen* sleeping
 back as a `PendingCall` (`helpers.pending`); its card turns into the result by itself when the kernel lets the
 puppet go (the puppet's reader thread resolves it, see `wire.Channel`). `srv.thread()` adds a
 second thread acting on the same sockets, `srv.on_signal()` and `srv.signal()` deliver signals
-with a chosen handler. The sockets are `helpers.remote.RemoteSocket`s. Introduced in 00-start-here.
+with a chosen handler, and `child = srv.fork()` forks the puppet: its child is a puppet too (08).
+The sockets are `helpers.remote.RemoteSocket`s. Introduced in 00-start-here.
 """
 
 from __future__ import annotations
 
+import atexit
 import errno
 import os
 import pwd
@@ -62,6 +64,11 @@ def stop_all() -> int:
     for puppet in running:
         puppet.stop()
     return len(running)
+
+
+# Before processes' own atexit terminates every child: a puppet stopped here stops its forked
+# children first and reaps them, where a terminated one would leave them to init as zombies.
+atexit.register(stop_all)
 
 
 class _Lane:
@@ -416,7 +423,6 @@ class Puppet(Teaching):
         for child in self.children:
             if child.pid == pid and (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
                 child._process.status = os.waitstatus_to_exitcode(status)
-
 
 
 def _check_user(user: str) -> None:

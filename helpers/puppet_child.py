@@ -10,8 +10,10 @@
 The messages are the named tuples of `helpers.wire`. The main thread reads its commands itself, so
 a call costs one pipe write each way. Only the main thread receives signals (all other threads
 block them), because Python runs handlers there and a signal must interrupt the call the main
-thread sleeps in. Started by `helpers.puppet.Puppet`; it imports only what it needs (no widgets,
-no /proc readers), so that a puppet starts quickly.
+thread sleeps in. `Process.fork` forks the puppet: the child serves four new pipes of its own,
+which the kernel opens through /proc (docs/architecture.md, "A puppet that forks"). Started by
+`helpers.puppet.Puppet`; it imports only what it needs (no widgets, no /proc readers), so that a
+puppet starts quickly.
 """
 
 from __future__ import annotations

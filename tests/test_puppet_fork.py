@@ -242,3 +242,17 @@ def test_kill_9_of_the_kernel_takes_the_puppet_and_its_child(tmp_path):
         holder.kill()
         holder.wait(5)
         holder.stdout.close()
+
+
+def test_a_kernel_that_exits_leaves_neither_process_nor_zombie(tmp_path):
+    """At exit the puppets are stopped children first, so each parent reaps its own: none is left for init."""
+    code = ("import atexit\n"
+            "atexit.register(lambda: print(srv.returncode, child.returncode))  # runs after the helpers' hooks\n"
+            "from helpers import Puppet\nsrv = Puppet('server')\nchild = srv.fork()\nprint(srv.pid, child.pid)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True,
+                         env=dict(os.environ, TMPDIR=str(tmp_path))).stdout
+    pids_line, statuses = out.splitlines()
+    pids = [int(pid) for pid in pids_line.split()]
+    assert statuses == "0 0", "not stopped in order: the parent was terminated, its child killed with it"
+    assert observe.wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids), 2), \
+        [_stat(pid) for pid in pids if os.path.exists(f"/proc/{pid}")]
