@@ -99,7 +99,7 @@ class Forked:
         its parent, until the parent reaps it with waitpid() or ends (a puppet reaps on its way out)."""
         if not observe.wait_until(lambda: not self.alive(), timeout):
             try:
-                os.kill(self.pid, signal.SIGKILL)  # still its parent's unreaped child: the pid is still its
+                os.kill(self.pid, signal.SIGKILL)  # alive, so not reaped: the pid is still this child's
             except ProcessLookupError:
                 pass
         return self.wait(timeout)
