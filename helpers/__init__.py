@@ -13,8 +13,8 @@ from __future__ import annotations
 import importlib
 
 _HOMES = {
-    "PendingCall": "puppet", "Puppet": "puppet", "PuppetBusy": "puppet", "PuppetExited": "puppet",
-    "RemoteSocket": "remote", "finished": "puppet", "puppets": "puppet", "stop_all": "puppet",
+    "PendingCall": "pending", "Puppet": "puppet", "PuppetBusy": "puppet", "PuppetExited": "puppet",
+    "RemoteSocket": "remote", "finished": "pending", "puppets": "puppet", "stop_all": "puppet",
     "wait_until": "observe", "wait_until_blocked": "observe", "workspace": "socket_dir",
 }
 __all__ = sorted(_HOMES)

@@ -112,13 +112,14 @@ def stop_all() -> None:
 atexit.register(stop_all)
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """In a child: ask for SIGKILL when the parent dies, and exit now if it already has.
 
     The check after prctl closes the race where the parent dies between fork and prctl: the child
-    would then have been re-parented already and no signal would ever come.
+    would then have been re-parented already and no signal would ever come. `parent`: the pid the
+    child was forked from (a puppet's forked child); by default the one `start()` put in PARENT_ENV.
     """
-    expected = int(os.environ.get(PARENT_ENV, "0"))
+    expected = parent or int(os.environ.get(PARENT_ENV, "0"))
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")

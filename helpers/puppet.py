@@ -9,26 +9,28 @@
 
 A call returns only when the puppet has finished it, or has been *seen* sleeping in the kernel
 (`observe`), never in between: what a cell prints does not depend on timing. A blocked call comes
-back as a `PendingCall`; its card turns into the result by itself when the kernel lets the
+back as a `PendingCall` (`helpers.pending`); its card turns into the result by itself when the kernel lets the
 puppet go (the puppet's reader thread resolves it, see `wire.Channel`). `srv.thread()` adds a
 second thread acting on the same sockets, `srv.on_signal()` and `srv.signal()` deliver signals
-with a chosen handler. The sockets are `helpers.remote.RemoteSocket`s. Introduced in 00-start-here.
+with a chosen handler, and `child = srv.fork()` forks the puppet: its child is a puppet too (08).
+The sockets are `helpers.remote.RemoteSocket`s. Introduced in 00-start-here.
 """
 
 from __future__ import annotations
 
+import atexit
 import errno
 import os
 import pwd
 import signal as signals
 import subprocess
-import threading
 import time
 from concurrent.futures import Future
 from socket import AF_INET, AF_UNIX, SOCK_STREAM
 
-from helpers import observe, processes, wire
+from helpers import observe, processes, puppet_process, wire
 from helpers.explain import Teaching, call_text
+from helpers.pending import PendingCall, end_stamp, finished
 from helpers.remote import CCalls, RemoteSocket
 from helpers.socket_dir import workspace
 
@@ -64,13 +66,9 @@ def stop_all() -> int:
     return len(running)
 
 
-def finished(value, timeout: float = 5.0):
-    """The value of a call whether or not it blocked: a PendingCall is waited for, anything else passes.
-
-    For calls whose blocking depends on timing, not on the lesson (a large recv while the bytes are
-    still arriving): the cell shows the same result either way. Introduced in 06-close-semantics.
-    """
-    return value.result(timeout) if isinstance(value, PendingCall) else value
+# Before processes' own atexit terminates every child: a puppet stopped here stops its forked
+# children first and reaps them, where a terminated one would leave them to init as zombies.
+atexit.register(stop_all)
 
 
 class _Lane:
@@ -94,12 +92,12 @@ class _Lane:
         try:
             blocked, snap = self._watch(future)
         except BaseException:  # e.g. the Stop button while we watch: the call goes on in the puppet
-            times = (sent, None, _end_stamp(future))
+            times = (sent, None, end_stamp(future))
             self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, None, times)
             raise
         if not blocked:
             return future.result()
-        times = (sent, time.monotonic(), _end_stamp(future))
+        times = (sent, time.monotonic(), end_stamp(future))
         self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, snap, times)
         return self.busy
 
@@ -125,108 +123,6 @@ class _Lane:
         raise TimeoutError(f"{self.name} neither finished nor blocked within {CALL_TIMEOUT:.0f} s")
 
 
-def _end_stamp(future: Future) -> list[float]:
-    """A list that gets the moment the call's reply arrives (stamped by the reader thread; at once if it has)."""
-    ended: list[float] = []
-    future.add_done_callback(lambda _: ended.append(time.monotonic()))
-    return ended
-
-
-class PendingCall(Teaching):
-    """A call that the kernel put to sleep. Shows where it sleeps; resolves by itself.
-
-    `done()` tells whether it has finished, `result(timeout)` waits for its value (or raises its
-    error), `status` is "blocked", "returned" or "raised", `outcome()` says it in one line, and
-    `add_done_callback(fn)` runs `fn(call)` once when it finishes; `timeline()` tells its story with
-    times, and `told` counts how often a cell's code was handed the outcome. Displayed in a notebook,
-    it is a live card that flips to the result when it comes.
-    """
-
-    def __init__(self, lane: _Lane, label: str, future: Future, snapshot: observe.ThreadSnapshot | None,
-                 times: tuple[float, float | None, list[float]]):
-        self.puppet, self.tid, self.label, self.snapshot = lane.puppet, lane.tid, label, snapshot
-        self._future = future
-        self._sent, self._seen_asleep, self._ended = times
-        self.told = 0  # how often a cell was handed its outcome (result(), outcome() once done, in the main thread)
-
-    def timeline(self) -> list[str]:
-        """The call's story, timed from when it was sent: where it was seen asleep, then how it ended.
-
-            ['accept() blocked in accept4(fd=3), sleeping in inet_csk_accept at 0.00 s',
-             '-> returned (<remote socket fd=4>, '') at 2.31 s']
-        """
-        asleep = "" if self._seen_asleep is None else f" at {self._seen_asleep - self._sent:.2f} s"
-        story = [f"{self.label} {self.blocked_in}{asleep}"]
-        if self._future.done() and self._ended:
-            story.append(f"-> {self._ending()} at {self._ended[0] - self._sent:.2f} s")
-        return story
-
-    def _count_told(self) -> None:
-        """A cell's code asked: cells run in the main thread; a card's callbacks run in the reader's."""
-        if threading.current_thread() is threading.main_thread():
-            self.told += 1
-
-    def _ending(self) -> str:
-        error = self._future.exception()
-        if error is None:
-            return f"returned {self._future.result()!r}"
-        return f"raised {type(error).__name__}: {error}"
-
-    @property
-    def blocked_in(self) -> str:
-        if self.snapshot is None:
-            return "pending (this system does not show system calls in /proc)"
-        return self.snapshot.describe()
-
-    @property
-    def status(self) -> str:
-        if not self._future.done():
-            return "blocked"
-        return "raised" if self._future.exception() else "returned"
-
-    def done(self) -> bool:
-        return self._future.done()
-
-    def add_done_callback(self, fn) -> None:
-        """Call `fn(call)` once when the call finishes (at once if it has): from the puppet's reader thread."""
-        self._future.add_done_callback(lambda _: fn(self))
-
-    def result(self, timeout: float = 5.0):
-        """Wait up to `timeout` seconds for the call to finish; return its value or raise its error."""
-        if timeout is None or timeout < 0:
-            raise ValueError("give result() a timeout in seconds (>= 0): the course never waits forever")
-        if not wire.settled(self._future, timeout):
-            now = observe.snapshot(self.puppet.pid, self.tid).describe()
-            raise TimeoutError(f"{self.puppet.name}: {self.label} still not finished after {timeout} s ({now})")
-        self._count_told()
-        return self._future.result()
-
-    def __iter__(self):
-        """Refuse unpacking (`conn, peer = listener.accept()`): a pending call is not its result."""
-        if self.done():
-            state = "has finished, but a pending call is the call, not its result"
-        else:
-            state = f"is still {self.blocked_in}: there is no result to unpack yet"
-        raise TypeError(f"cannot unpack a pending call: {self.puppet.name}: {self.label} {state}. Keep the call "
-                        f"and unpack its result, which waits for it: conn, peer = call.result(timeout=5)")
-
-    def outcome(self, with_name: bool = True) -> str:
-        """One line: where it is blocked, or what it returned or raised (`with_name`: after the puppet's name)."""
-        name = f"{self.puppet.name}: " if with_name else ""
-        if not self._future.done():
-            return f"{name}{self.label} {self.blocked_in}"
-        self._count_told()
-        return f"{name}{self.label} {self._ending()}"
-
-    def __repr__(self) -> str:
-        return f"<{self.outcome()}>"
-
-    def _ipython_display_(self):
-        from helpers import widgets  # ipywidgets only once a card is shown
-
-        widgets.show_call(self)
-
-
 class PuppetThread(Teaching):
     """A second thread in a puppet, acting on the same sockets (`t.use(sock).shutdown(...)`)."""
 
@@ -250,18 +146,18 @@ class PuppetThread(Teaching):
 class Puppet(Teaching):
     """A child process that runs socket calls on command. Use as a context manager, or `stop()`.
 
-    `user="nobody"` runs it as another user (the notebook must run as root for that).
+    `user="nobody"` runs it as another user (the notebook must run as root for that). `fork()` makes
+    another, the puppet's child; `parent` is then the puppet it was forked from (else None).
     """
 
     def __init__(self, name: str = "puppet", user: str | None = None):
         self.name = name
         if user is not None:
             _check_user(user)
-        self.name_hint = "srv" if "serv" in name else "p"
         (cmd_r, cmd_w), (reply_r, reply_w), (side_r, side_w), (events_r, events_w) = (os.pipe() for _ in range(4))
         launch = wire.Launch(cmd_r, reply_w, side_r, events_w, user or "")
         try:
-            self._proc = processes.start(
+            proc = processes.start(
                 "puppet_child", *launch.argv(), pass_fds=launch[:4], cwd=workspace().dir, stdlib_only=True,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
@@ -271,8 +167,17 @@ class Puppet(Teaching):
             raise
         for fd in launch[:4]:
             os.close(fd)
-        self.pid = self._proc.pid
-        self._channel = wire.Channel(name, cmd_w, side_w, reply_r, events_r, self._adopt, self._exit_error)
+        self._start(puppet_process.Spawned(proc), None, (cmd_w, reply_r, side_w, events_r))
+
+    def _start(self, process: puppet_process.Spawned | puppet_process.Forked, parent: Puppet | None,
+               ends: tuple[int, int, int, int]) -> None:
+        """Everything after the kernel's ends of the pipes (cmd, reply, side, events) exist: spawned or forked."""
+        self._process, self.parent, self.pid = process, parent, process.pid
+        self.children: list[Puppet] = []  # the puppets forked from this one
+        self.waiting: list[PendingCall] = []  # its waitpid() calls still asleep
+        self.name_hint = "srv" if "serv" in self.name else "p"
+        cmd_w, reply_r, side_w, events_r = ends
+        self._channel = wire.Channel(self.name, cmd_w, side_w, reply_r, events_r, self._adopt, self._exit_error)
         try:
             if not wire.settled(self._channel.hello, START_TIMEOUT):
                 raise TimeoutError(f"puppet {self.name} did not start within {START_TIMEOUT:.0f} s")
@@ -280,7 +185,7 @@ class Puppet(Teaching):
         except BaseException:
             self.stop()
             raise
-        self._main = _Lane(self, name, hello.tid)
+        self._main = _Lane(self, self.name, hello.tid)
         self._lanes = [self._main]  # the threads the notebook drives, for threads()
         self.own_fds = hello.own_fds  # its plumbing, never a call to show
         self.uid = hello.uid
@@ -296,14 +201,11 @@ class Puppet(Teaching):
         return value
 
     def _exit_error(self) -> PuppetExited:
-        try:
-            rc = self._proc.wait(1.0)
-        except subprocess.TimeoutExpired:
-            rc = None
+        rc = self._process.wait(1.0)
         if rc is not None and rc < 0:
             how = f"was killed by {signals.Signals(-rc).name} (signal {-rc})"
         else:
-            how = f"exited (status {rc})"
+            how = self._process.unknown_end if rc is None else f"exited (status {rc})"
         return PuppetExited(f"puppet {self.name} (pid {self.pid}) {how}; start a new Puppet to go on")
 
     def _process_call(self, method: str, *args, label: str = ""):
@@ -312,11 +214,11 @@ class Puppet(Teaching):
     # -- the process ---------------------------------------------------------------------------
     @property
     def alive(self) -> bool:
-        return self._proc.poll() is None
+        return self._process.alive()
 
     @property
     def returncode(self) -> int | None:
-        return self._proc.poll()
+        return self._process.returncode()
 
     @property
     def c(self) -> CCalls:
@@ -403,7 +305,7 @@ class Puppet(Teaching):
 
         what = observe.wait_until(effect, timeout)
         if what == "exited":
-            self._proc.wait(timeout)
+            self._process.wait(timeout)
             return f"{sig.name} delivered: {self._exit_error()}"
         if what == "returned":
             # The reader takes a handler's event before the reply of the call it ended, so by now
@@ -436,14 +338,16 @@ class Puppet(Teaching):
         """(name, thread id) of each thread the notebook drives: the main one, then each thread()."""
         return [(lane.name, lane.tid) for lane in self._lanes]
 
-    def stop(self, timeout: float = 2.0) -> int:
-        """Close the command pipes (the puppet exits), kill it if it does not; return its exit status."""
+    def stop(self, timeout: float = 2.0) -> int | None:
+        """Close the command pipes (the puppet exits), kill it if it does not; return its exit status.
+
+        The puppets forked from it are stopped first, so that it reaps them on its way out. A forked
+        puppet stays a zombie of its parent until the parent reaps it (`waitpid`) or ends.
+        """
+        for child in self.children:
+            child.stop(timeout)
         self._channel.close()
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        rc = processes.stop(self._proc, timeout)
+        rc = self._process.stop(timeout)
         self._channel.join(timeout)  # the reader ends at end of file, failing calls still pending
         _live.discard(self)
         return rc
@@ -456,7 +360,68 @@ class Puppet(Teaching):
 
     def __repr__(self) -> str:
         status = "running" if self.alive else f"exited ({self.returncode})"
-        return f"<Puppet {self.name} pid={self.pid} {status}>"
+        return f"<Puppet {self.name} pid={self.pid}{self.origin} {status}>"
+
+    @property
+    def origin(self) -> str:
+        """`, forked from server (pid 1234)` for a forked puppet, else empty: what its card and repr add."""
+        return "" if self.parent is None else f", forked from {self.parent.name} (pid {self.parent.pid})"
+
+    # -- fork ------------------------------------------------------------------------------------
+    def fork(self, name: str | None = None) -> Puppet:
+        """fork() in the puppet: its child, a copy of its process, driven from here as a Puppet of its own.
+
+        C: pid_t fork(void). Fork copies every descriptor: the child holds the parent's sockets under
+        the same fd numbers (`child.copy_of(sock)`), and a socket is closed for good only once every
+        copy is. Only the calling thread lives on in a child, so it has its main thread alone (no
+        `thread()`s); the signal dispositions set with on_signal() are kept. It dies with its parent
+        (PR_SET_PDEATHSIG), and its exit status is the parent's: once ended it is a zombie (state Z)
+        until `parent.waitpid(child.pid, 0)`. Named f"{parent name}-child" unless `name` is given.
+        """
+        pid, fds, copied = finished(self._process_call("fork", label="fork()"), CALL_TIMEOUT)
+        try:
+            ends = puppet_process.open_ends(self.pid, fds)
+        finally:
+            self._process_call("handed_over", pid, label=f"handed_over({pid})")  # it closes its copies
+        child = Puppet.__new__(Puppet)
+        child.name, child._copied, child._copies = name or f"{self.name}-child", copied, {}
+        child._start(puppet_process.Forked(pid, self), self, ends)
+        self.children.append(child)
+        return child
+
+    def copy_of(self, sock: RemoteSocket) -> RemoteSocket:
+        """This forked puppet's copy of `sock`, a socket its parent held when it forked: fork copies
+        every descriptor, so it is the same socket under the same fd number, in a descriptor of this
+        process's own (closing one copy leaves the other open)."""
+        if self.parent is None or sock.puppet is not self.parent or sock._ref.handle >= self._copied:
+            raise ValueError(f"{sock!r} was not copied into {self.name} by fork(): copy_of() takes a socket "
+                             f"its parent puppet held when it forked")
+        if sock._ref.handle not in self._copies:
+            self._copies[sock._ref.handle] = RemoteSocket(self, sock._ref, self._main)
+        return self._copies[sock._ref.handle]
+
+    def waitpid(self, pid: int, options: int = 0):
+        """waitpid(pid, options) -> (pid, status): collect an ended child's exit status, which removes
+        its zombie. C: pid_t waitpid(pid_t pid, int *status, int options); os.WNOHANG: (0, 0) at once
+        if it has not ended; without it the call sleeps until it has."""
+        result = self._process_call("waitpid", pid, options, label=call_text("waitpid", (pid, options)))
+        if isinstance(result, PendingCall):
+            self.waiting.append(result)
+            result.add_done_callback(self._waited)
+        else:
+            self._reaped(*result)
+        return result
+
+    def _waited(self, call: PendingCall) -> None:
+        if call.status == "returned":
+            self._reaped(*call.result(0))
+        self.waiting.remove(call)  # last: once no call waits, every status collected is kept
+
+    def _reaped(self, pid: int, status: int) -> None:
+        """Keep a forked puppet's exit status, which only its parent can collect (the kernel cannot)."""
+        for child in self.children:
+            if child.pid == pid and (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
+                child._process.status = os.waitstatus_to_exitcode(status)
 
 
 def _check_user(user: str) -> None:

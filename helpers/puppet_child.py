@@ -10,8 +10,10 @@
 The messages are the named tuples of `helpers.wire`. The main thread reads its commands itself, so
 a call costs one pipe write each way. Only the main thread receives signals (all other threads
 block them), because Python runs handlers there and a signal must interrupt the call the main
-thread sleeps in. Started by `helpers.puppet.Puppet`; it imports only what it needs (no widgets,
-no /proc readers), so that a puppet starts quickly.
+thread sleeps in. `Process.fork` forks the puppet: the child serves four new pipes of its own,
+which the kernel opens through /proc (docs/architecture.md, "A puppet that forks"). Started by
+`helpers.puppet.Puppet`; it imports only what it needs (no widgets, no /proc readers), so that a
+puppet starts quickly.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ _HIGH_FDS = 200  # the puppet's own pipes live from here on
 class Process:
     """Calls on the process rather than on one socket: handle 0."""
 
-    def __init__(self, events_fd: int):
-        self._events_fd = events_fd
+    def __init__(self, launch: wire.Launch):
+        self.launch = launch  # its own ends of the pipes to the kernel
         self.in_call = False  # True while the main thread runs a call: only then may a handler raise
+        self._handed_over: dict[int, tuple[int, ...]] = {}  # a forked child's pid -> the kernel's ends, until opened
+        self.objects = Objects(self)  # the sockets the kernel knows by handle; a forked child inherits them
 
     socket = staticmethod(sockets.socket)
     socketpair = staticmethod(sockets.socketpair)
@@ -46,6 +50,38 @@ class Process:
     umask = staticmethod(os.umask)
     getrlimit = staticmethod(resource.getrlimit)
     setrlimit = staticmethod(resource.setrlimit)
+    waitpid = staticmethod(os.waitpid)
+
+    def fork(self) -> tuple[int, tuple[int, ...], int]:
+        """fork(): a copy of this process, with every descriptor, serving four new pipes of its own.
+
+        Returns the child's pid, the fd numbers of the kernel's ends of its pipes, which this process
+        keeps open until the kernel has opened them through /proc (`handed_over`), and the first
+        handle the child did not inherit (handles below it name the same sockets in both). The child
+        closes this process's plumbing and serves its own pipes with the same handles (the Objects
+        table is copied by fork); only the thread that forked, this main thread, lives on in it.
+        """
+        pipes = [_high(fd) for _ in range(4) for fd in os.pipe()]  # high: the next socket gets the lowest free fd
+        (cmd_r, cmd_w, reply_r, reply_w, side_r, side_w, events_r, events_w) = pipes
+        child, kernel_ends = wire.Launch(cmd_r, reply_w, side_r, events_w), (cmd_w, reply_r, side_w, events_r)
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            processes.die_with_parent(parent)  # first: the chain kernel -> puppet -> child holds from here
+            for fd in (*self.launch[:4], *kernel_ends):
+                os.close(fd)
+            self.launch, self.in_call, self._handed_over = child, False, {}  # a handler now writes to our own pipe
+            serve(self)  # never returns
+        for fd in child[:4]:
+            os.close(fd)
+        self._handed_over[pid] = kernel_ends
+        return pid, kernel_ends, self.objects.next_handle
+
+    def handed_over(self, pid: int) -> None:
+        """The kernel has opened its ends of child `pid`'s pipes: close our copies, so that only the
+        kernel and the child hold them (an end of file then means one of the two is gone)."""
+        for fd in self._handed_over.pop(pid):
+            os.close(fd)
 
     def send_fds(self, sock, buffers, socks):
         """Send data and the descriptors of `socks` (SCM_RIGHTS); socket.send_fds wants fd numbers."""
@@ -76,7 +112,7 @@ class Process:
     def _handler(self, action):
         def handler(signum, frame):
             name = signal.Signals(signum).name
-            wire.write_message(self._events_fd, wire.Event("signal", signum, action))  # small: one atomic write
+            wire.write_message(self.launch.events_fd, wire.Event("signal", signum, action))  # small: one atomic write
             if action == "raise" and self.in_call:
                 raise RuntimeError(f"raised by the {name} handler")
 
@@ -88,7 +124,7 @@ class Objects:
 
     def __init__(self, process: Process):
         self._table = {0: process}
-        self._next = 1
+        self.next_handle = 1
 
     def get(self, handle: int):
         return self._table[handle]
@@ -96,7 +132,7 @@ class Objects:
     def encode(self, value):
         """Replace sockets in a result by SocketRefs the kernel can turn into remote sockets."""
         if isinstance(value, sockets.socket):
-            handle, self._next = self._next, self._next + 1
+            handle, self.next_handle = self.next_handle, self.next_handle + 1
             self._table[handle] = value
             return wire.SocketRef(handle, value.fileno(), int(value.family), int(value.type))
         if type(value) in (tuple, list):
@@ -149,7 +185,7 @@ class Runner:
                 self.reply(wire.Reply(message.id, True, self._start_worker()))
             else:
                 self._queues[message.worker].put(message.call)
-        os._exit(0)
+        _exit()
 
     def _start_worker(self) -> int:
         """Start a worker thread; returns its kernel thread id so the notebook can watch it."""
@@ -180,33 +216,50 @@ def _block_signals_in_this_thread() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
 
 
-def _moved_high(launch: wire.Launch) -> wire.Launch:
-    """Move the pipe ends out of the way, so the first socket the student makes is fd 3, as in C."""
-    def high(fd: int) -> int:
-        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FDS)
-        os.close(fd)
-        return moved
-
-    return launch._replace(**{field: high(getattr(launch, field)) for field in launch._fields[:4]})
+def _high(fd: int) -> int:
+    """Move a pipe end out of the way, so the first socket the student makes is fd 3, as in C."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FDS)
+    os.close(fd)
+    return moved
 
 
-def main() -> None:
-    processes.die_with_parent()
-    launch = _moved_high(wire.Launch.from_argv(sys.argv[1:]))
-    if launch.user:
-        processes.drop_privileges(launch.user)
-    # JupyterLab's Stop button sends SIGINT to the kernel's whole process group, puppets included.
-    # It is meant to stop the cell that waits, not the lesson's processes: they ignore it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def serve(process: Process) -> None:
+    """Say Hello, then run the calls that arrive on the process's pipes until the kernel closes them.
 
-    process = Process(launch.events_fd)
-    runner = Runner(Objects(process), launch.reply_fd)
+    The puppet's main thread, and a forked child's: a fresh Runner and router thread each time,
+    since fork copies neither the other threads nor the state of their locks.
+    """
+    launch = process.launch
+    runner = Runner(process.objects, launch.reply_fd)
     threading.Thread(target=runner.route, args=(launch.side_fd,), daemon=True).start()
     runner.reply(wire.Hello(threading.get_native_id(), os.getpid(), os.getuid(), os.getgid(),
                             (launch.cmd_fd, launch.reply_fd)))
     for call in wire.messages(launch.cmd_fd):
         runner.run(call, process)
-    os._exit(0)  # the kernel closed our command pipe: it is done with us
+    _exit()  # the kernel closed our command pipe: it is done with us
+
+
+def _exit() -> None:
+    """Exit, first reaping the forked children that have ended: the kernel stops a puppet's children
+    before the puppet, so none is left a zombie for an init process that may never reap it."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:  # no children (left)
+        pass
+    os._exit(0)
+
+
+def main() -> None:
+    processes.die_with_parent()
+    launch = wire.Launch.from_argv(sys.argv[1:])
+    launch = launch._replace(**{field: _high(getattr(launch, field)) for field in launch._fields[:4]})
+    if launch.user:
+        processes.drop_privileges(launch.user)
+    # JupyterLab's Stop button sends SIGINT to the kernel's whole process group, puppets included.
+    # It is meant to stop the cell that waits, not the lesson's processes: they ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    serve(Process(launch))
 
 
 if __name__ == "__main__":

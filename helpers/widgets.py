@@ -163,7 +163,8 @@ _STATES = {"R": "running", "S": "sleeping", "D": "disk sleep", "Z": "zombie", "T
 class ProcessCard:
     """Each thread of a process: its state, the system call it is in, and wchan, kept up to date.
 
-        ProcessCard(srv)      # a puppet: the threads the notebook drives (main, then srv.thread()s)
+        ProcessCard(srv)      # a puppet: the threads the notebook drives (main, then srv.thread()s),
+                              #   and for a forked one, whom it was forked from
         ProcessCard(pid)      # any process: every thread, named by /proc/<pid>/task/<tid>/comm
 
     The table in the browser refreshes by itself while the process lives (a daemon thread reads
@@ -185,6 +186,7 @@ class ProcessCard:
             self.pid, self.name, self._own_fds, self._named = target.pid, target.name, target.own_fds, target.threads
         # a puppet knows how its process ended; a bare pid, or another object that names threads, may not
         self._returncode = lambda: getattr(target, "returncode", None)
+        self._origin = getattr(target, "origin", "")  # a forked puppet: ", forked from server (pid 1234)"
         self._story = _LIVES.setdefault(self.pid, {"since": time.monotonic(), "last": None, "ended": None})
         self.widget = w.HTML()
         # A thread that just finished a call runs for a moment on its way back to idle: take the
@@ -248,7 +250,7 @@ class ProcessCard:
     def plain(self) -> str:
         width = max(len(r[0]) for r in self._rows)
         doing = max(len(r[2]) for r in self._rows)
-        lines = [f"{self.name} (pid {self.pid})"]
+        lines = [f"{self.name} (pid {self.pid}){self._origin}"]
         for n, s, d, c in self._rows:
             wchan = f"  wchan {c}" if c != "-" else ""
             lines.append(f"  {n:<{width}}  {s:<13} {d:<{doing}}{wchan}".rstrip())
@@ -264,6 +266,7 @@ class ProcessCard:
                         for row in rows)
         story = "".join(f"<div>{html.escape(line)}</div>" for line in self.epitaph())
         return (f'<div style="{_STYLE.format(color=color)}"><b>{html.escape(self.name)}</b> (pid {self.pid})'
+                f"{html.escape(self._origin)}"
                 f"<table style='border-collapse:collapse'><tr>{head}</tr>{cells}</table>{story}</div>")
 
     def _refresh(self) -> None:

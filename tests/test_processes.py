@@ -89,7 +89,7 @@ def test_stop_terminates_and_reaps():
     puppet = Puppet("victim")
     pid = puppet.pid
     try:
-        assert processes.stop(puppet._proc) == -signal.SIGTERM
+        assert processes.stop(puppet._process.proc) == -signal.SIGTERM
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # already reaped: no zombie left
         assert not psutil.pid_exists(pid)
@@ -102,7 +102,7 @@ def test_stop_kills_a_child_that_ignores_sigterm():
     try:
         puppet.on_signal(signal.SIGTERM, "ignore")
         start = time.monotonic()
-        assert processes.stop(puppet._proc, timeout=0.3) == -signal.SIGKILL
+        assert processes.stop(puppet._process.proc, timeout=0.3) == -signal.SIGKILL
         assert time.monotonic() - start >= 0.3
     finally:
         puppet.stop()
