@@ -9,11 +9,11 @@ combines every odd condition we promise to hold under:
         net.ipv4.tcp_syn_linear_timeouts=0         (where the file exists: Linux >= 6.5)
 
 The main nbval run of `make test` covers root, umask 022, the host's settings; this one covers the
-rest, once (one run of the series costs minutes). Root builds the namespace and writes its sysctls,
-then drops to `nobody` inside it (setpriv). The notebooks run from a world-readable copy of the
-repository (root's checkout may sit in /root, which `nobody` cannot enter), with a virtual
-environment `nobody` can run: the packages of ours, hard-linked under a venv of a Python of the
-same version that `nobody` can reach (seconds), or else a pip install, cached per checkout in /tmp.
+rest, once (its notebooks run three at a time, pytest-xdist). Root builds the namespace and writes
+its sysctls, then drops to `nobody` inside it (setpriv). The notebooks run from a world-readable
+copy of the repository (root's checkout may sit in /root, which `nobody` cannot enter), with a
+virtual environment `nobody` can run: the packages of ours, hard-linked under a venv of a Python of
+the same version that `nobody` can reach (seconds), or else a pip install, cached per checkout in /tmp.
 
 Skips when not root; under CI=true, not being able to build the namespace is a failure.
 """
@@ -185,7 +185,7 @@ def test_every_notebook_passes_nbval_as_nobody_umask_077_long_tmpdir_other_socke
     inside = INSIDE.format(somaxconn=SOMAXCONN, linear=LINEAR_TIMEOUTS, uid=entry.pw_uid, gid=entry.pw_gid)
     pytest_args = [str(venv / "bin/python"), "-m", "pytest", "-p", "no:cacheprovider", "-q", "--nbval", "notebooks",
                    "--ignore=notebooks/solutions", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
-                   "--nbval-cell-timeout", "60"]
+                   "--nbval-cell-timeout", "60", "-n", "3", "--dist", "loadfile"]  # a notebook per worker at a time
     run = subprocess.run(["unshare", "-n", "sh", "-c", inside, "sh", *pytest_args],
                          cwd=repo, env=env, capture_output=True, text=True, timeout=1700)
 
