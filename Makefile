@@ -87,10 +87,10 @@ endef
 test: system venv
 	$(call pytest_then_ruff,tests notebooks $(PYTEST_NB) $(PARALLEL) $(PYTEST_BROWSER))
 
-# Tests marked `lessons` or `rerun` run whole notebooks in kernels (faults, other settings, browser,
+# Tests marked `lessons` run whole notebooks in kernels (faults, other settings, browser,
 # every cell twice): make test only.
 check: system venv
-	$(call pytest_then_ruff,tests -m 'not lessons and not rerun' $(PARALLEL))
+	$(call pytest_then_ruff,tests -m 'not lessons' $(PARALLEL))
 
 # -- optional ----------------------------------------------------------------------------------
 flake: venv

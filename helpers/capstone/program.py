@@ -20,7 +20,7 @@ from helpers.kernel_view import fds, unix_sockets
 from helpers.observe import snapshot, wait_until
 from helpers.socket_dir import workspace
 
-__all__ = ["Program", "group_members", "start"]
+__all__ = ["Program", "group_members", "start", "stop_programs"]
 
 SLEEP_CALLS = {"clock_nanosleep", "nanosleep", "select", "pselect6", "poll", "ppoll", "epoll_wait", "epoll_pwait"}
 
@@ -42,11 +42,25 @@ def group_members(pgid: int) -> list[int]:
 
 
 _outputs = itertools.count(1)
+# Every Program that start() made: a cell run twice reassigns its variable, and the first program
+# must still be stopped by stop_programs() rather than run on, unreachable, until the kernel exits.
+_started: list[Program] = []
 
 
 def start(file: str, *args: str) -> Program:
     """`python file args...` as a Program, its output kept in the kernel's workspace. Used in 09-capstone."""
-    return Program(file, *args, output=os.path.join(workspace().dir, f"program-{next(_outputs)}.out"))
+    program = Program(file, *args, output=os.path.join(workspace().dir, f"program-{next(_outputs)}.out"))
+    _started.append(program)
+    return program
+
+
+def stop_programs() -> int:
+    """Kill every program start() made that is still running (the last cell of 09); returns how many were."""
+    running = [program for program in _started if program.running()]
+    for program in _started:
+        program.kill()
+    _started.clear()
+    return len(running)
 
 
 class Program:
