@@ -362,19 +362,38 @@ def unexpected_errors(all_cells: list[dict]) -> list[str]:
     return problems
 
 
+# A cheap look at a running notebook, four times a second: how many code cells have no `[N]` yet,
+# and whether a cell not tagged raises-exception has an error or stderr output (cells() once then).
+_PROGRESS_JS = """() => {
+  let pending = 0, troubled = false;
+  for (const cell of window.jupyterapp.shell.currentWidget.content.widgets) {
+    const model = cell.model;
+    if (model.type !== 'code' || !model.sharedModel.getSource().trim()) continue;
+    const prompt = cell.node.querySelector('.jp-InputPrompt');
+    if (!/^\\[\\d+\\]/.test(prompt ? prompt.textContent.trim() : '')) pending++;
+    if ((model.getMetadata('tags') || []).includes('raises-exception')) continue;
+    for (let i = 0; i < model.outputs.length; i++) {
+      const out = model.outputs.get(i);
+      if (out.type === 'error' || (out.type === 'stream' && out.toJSON().name === 'stderr')) troubled = true;
+    }
+  }
+  return {pending, troubled};
+}"""
+
+
 def wait_until_all_ran(page, timeout: float = 120.0) -> list[dict]:
     """Poll until every code cell shows `[N]` and the kernel is Idle; stop early on an unexpected error."""
     deadline = time.monotonic() + timeout
     while True:
-        now = cells(page)
-        pending = [c["index"] for c in code_cells(now) if not PROMPT_DONE.match(c["prompt"])]
-        errors = unexpected_errors(now)
-        if errors:
+        progress = page.evaluate(_PROGRESS_JS)
+        if progress["troubled"]:
             # Run All stops at an untagged error; give the status bar a moment, then report.
-            return now
-        if not pending and status_idle(page):
-            return now
+            return cells(page)
+        if not progress["pending"] and status_idle(page):
+            return cells(page)
         if time.monotonic() > deadline:
+            now = cells(page)
+            pending = [c["index"] for c in code_cells(now) if not PROMPT_DONE.match(c["prompt"])]
             raise TimeoutError(f"after {timeout} s, code cells {pending} have not run "
                                f"(prompts: {[c['prompt'] for c in code_cells(now)]})")
         time.sleep(0.25)

@@ -38,7 +38,7 @@ from helpers.observe import wait_until
 LONGEST_FIRST = ("tests/test_browser.py", "tests/test_other_settings.py", "tests/test_faults.py", "notebooks/")
 SHARED_BY_FILE = ("notebooks/", "tests/test_browser_student.py")
 BROWSER = "tests/test_browser.py"
-BROWSER_UNITS = 2
+BROWSER_UNITS = 3
 
 
 def pytest_report_header(config):
