@@ -23,7 +23,7 @@ PYTEST_NB := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell
 PYTEST_BROWSER := $(if $(filter skip,$(BROWSER)),-m 'not browser')
 # pytest-xdist workers: the tests mostly wait (on kernels, timeouts, the kernel's timers), so more
 # workers than cores; tests/conftest.py defines the units a worker takes whole (a notebook: one).
-JOBS ?= 4
+JOBS ?= 5
 PARALLEL := -n $(JOBS) --dist loadscope --no-loadscope-reorder
 LINTED := $(wildcard helpers tests bench)
 
