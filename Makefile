@@ -27,7 +27,7 @@ JOBS ?= 5
 PARALLEL := -n $(JOBS) --dist loadscope --no-loadscope-reorder
 LINTED := $(wildcard helpers tests bench)
 
-.PHONY: help lab reset test check flake bench system venv
+.PHONY: help lab reset test check flake bench system venv bytecode
 
 help:
 	@echo "make lab     start JupyterLab on your own copies of the lessons, my-notebooks/ (http://127.0.0.1 only)"
@@ -63,9 +63,15 @@ $(OVERRIDES): etc/jupyterlab-overrides.json $(STAMP)
 
 venv: $(STAMP) $(OVERRIDES)
 
+# Compiled helpers/ for every process the lessons and tests start (kernels, puppets, checkers' sandboxes):
+# with PYTHONDONTWRITEBYTECODE set, as on many CI machines, Python would compile them anew in each one.
+# Quick: only what changed since the last run is compiled again.
+bytecode: venv
+	@$(PY) -m compileall -q helpers
+
 # -- the two commands --------------------------------------------------------------------------
 # The lab serves the student's edition (helpers/edition.py): their own copies of notebooks/.
-lab: system venv
+lab: system venv bytecode
 	$(PY) -m helpers.edition sync
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=my-notebooks --LabApp.default_url=$(START) \
 	  $(if $(IS_ROOT),--allow-root) $(LAB_ARGS)
@@ -84,12 +90,12 @@ define pytest_then_ruff
 	exit $$rc
 endef
 
-test: system venv
+test: system venv bytecode
 	$(call pytest_then_ruff,tests notebooks $(PYTEST_NB) $(PARALLEL) $(PYTEST_BROWSER))
 
 # Tests marked `lessons` run whole notebooks in kernels (faults, other settings, browser,
 # every cell twice): make test only.
-check: system venv
+check: system venv bytecode
 	$(call pytest_then_ruff,tests -m 'not lessons' $(PARALLEL))
 
 # -- optional ----------------------------------------------------------------------------------

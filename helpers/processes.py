@@ -23,10 +23,12 @@ import queue
 import signal
 import subprocess
 import sys
+import sysconfig
 import threading
 import weakref
 
-__all__ = ["PARENT_ENV", "die_with_parent", "drop_privileges", "start", "stop", "stop_all"]
+__all__ = ["PARENT_ENV", "descendants", "die_with_parent", "drop_privileges", "start", "stat_fields", "stop",
+           "stop_all"]
 
 PARENT_ENV = "SLL_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
@@ -36,18 +38,20 @@ _children: weakref.WeakSet[subprocess.Popen] = weakref.WeakSet()
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the directory holding helpers/
 
 
-def start(module: str, *args: str, pass_fds=(), stdlib_only: bool = False, **popen_kwargs) -> subprocess.Popen:
+def start(module: str, *args: str, pass_fds=(), skip_site: bool = False, **popen_kwargs) -> subprocess.Popen:
     """Start `python -m helpers.<module> args...` as a child that dies with this process.
 
-    `stdlib_only`: the child needs nothing outside the standard library and helpers/, so Python
-    starts without `site` (python -S), which skips the installed packages' start-up hooks: tens of
-    milliseconds of CPU per start.
+    `skip_site`: Python starts without `site` (python -S), which skips the installed packages'
+    start-up hooks (their .pth files, the editable install's finder among them): tens of
+    milliseconds of CPU per start, and the checkers start a process for every run. helpers/ and
+    the installed packages stay importable: their directories go on PYTHONPATH.
     """
     env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
-    if stdlib_only:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
+    if skip_site:
+        packages = dict.fromkeys(sysconfig.get_path(kind) for kind in ("purelib", "platlib"))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, *packages, os.environ.get("PYTHONPATH")]))
     popen_kwargs.setdefault("stdin", subprocess.DEVNULL)
-    argv = [sys.executable, *(["-S"] if stdlib_only else []), "-m", f"helpers.{module}", *args]
+    argv = [sys.executable, *(["-S"] if skip_site else []), "-m", f"helpers.{module}", *args]
     proc = _fork_in_lasting_thread(lambda: subprocess.Popen(argv, pass_fds=pass_fds, env=env, **popen_kwargs))
     _children.add(proc)
     return proc
@@ -137,3 +141,31 @@ def drop_privileges(user: str) -> None:
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)
     die_with_parent()
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, ... (proc(5), from
+    field 3 on); None once the process is gone. Read without psutil, which costs its importer ~25 ms."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Pids of the live processes under `pid` (children, theirs, ...), zombies left out."""
+    children: dict[int, list[int]] = {}
+    zombies = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (fields := stat_fields(int(name))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(name))
+            if fields[0] in "ZX":
+                zombies.add(int(name))
+    found, parents = [], [pid]
+    while parents:
+        for child in children.get(parents.pop(), []):
+            parents.append(child)
+            if child not in zombies:
+                found.append(child)
+    return found

@@ -158,7 +158,7 @@ class Puppet(Teaching):
         launch = wire.Launch(cmd_r, reply_w, side_r, events_w, user or "")
         try:
             proc = processes.start(
-                "puppet_child", *launch.argv(), pass_fds=launch[:4], cwd=workspace().dir, stdlib_only=True,
+                "puppet_child", *launch.argv(), pass_fds=launch[:4], cwd=workspace().dir, skip_site=True,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         except BaseException:

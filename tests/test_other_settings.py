@@ -92,6 +92,8 @@ def _world_readable_checkout(home: Path) -> Path:
         if source.is_file():
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, repo / name)
+    # compiled once here: `nobody` cannot write __pycache__, and every process would compile helpers/ anew
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(repo / "helpers")], check=True)
     for path in [repo, *repo.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return repo

@@ -51,7 +51,7 @@ def _run(student: dict, calls: list, play, timeout: float | None = None) -> dict
     encoded = [[name, *({"bytes": a.hex()} if isinstance(a, bytes) else a for a in args)] for name, *args in calls]
     job = json.dumps({**student, "timeout": timeout, "calls": encoded}).encode()
     with theirs:
-        child = processes.start("capstone.framing_run", str(theirs.fileno()), pass_fds=(theirs.fileno(),), stdlib_only=True,
+        child = processes.start("capstone.framing_run", str(theirs.fileno()), pass_fds=(theirs.fileno(),), skip_site=True,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         child.stdin.write(job)  # the child reads it all before it calls anything

@@ -185,7 +185,7 @@ def run_isolated(func, *args, timeout: float = 5.0, repeat: int | None = None, o
     source, name = source_of(func)
     job = pickle.dumps({"source": source, "name": name, "args": args, "timeout": timeout, "repeat": repeat})
     proc = processes.start("exercises.sandbox", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, cwd=workspace().dir)
+                           stderr=subprocess.PIPE, cwd=workspace().dir, skip_site=True)
     if on_start is not None:
         on_start(proc.pid)
     try:

@@ -30,8 +30,7 @@ import threading
 import time
 import warnings
 
-import psutil
-
+from helpers import processes
 from helpers.exercises import plain
 
 __all__ = ["PRELUDE", "main"]
@@ -206,29 +205,30 @@ class _Pipes:
         self.open.clear()
 
 
-def _descendants() -> list[psutil.Process]:
+def _descendants() -> list[int]:
+    return processes.descendants(os.getpid())
+
+
+def _command(pid: int) -> list[str]:
     try:
-        found = psutil.Process().children(recursive=True)
-    except psutil.Error:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [part.decode(errors="replace") for part in f.read().split(b"\0") if part]
+    except OSError:
         return []
-    alive = []
-    for proc in found:
+
+
+def _describe(pid: int) -> str:
+    command = _command(pid)
+    if command and command == _command(os.getpid()):
+        shown = "a fork of your function's process"
+    else:
         try:
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append(proc)
-        except psutil.Error:
-            pass
-    return alive
-
-
-def _describe(proc: psutil.Process) -> str:
-    try:
-        command = proc.cmdline()
-        shown = "a fork of your function's process" if command == psutil.Process().cmdline() else \
-            " ".join(command)[:80] or proc.name()
-    except psutil.Error:
-        shown = "?"
-    return f"{proc.pid} ({shown})"
+            with open(f"/proc/{pid}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            name = "?"
+        shown = " ".join(command)[:80] or name
+    return f"{pid} ({shown})"
 
 
 def _reap() -> None:
@@ -257,10 +257,10 @@ def _kill_everything(pgid: int | None = None) -> None:
         if pgid:
             _kill_student(pgid)
         left = _descendants()
-        for proc in left:
+        for pid in left:
             try:
-                proc.kill()
-            except psutil.Error:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
                 pass
         _reap()
         if not left:
@@ -317,11 +317,15 @@ def supervise(source: str, name: str, args: tuple, timeout: float, repeat: int |
         report["ended"] = ({"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status)
                            else {"exit": os.WEXITSTATUS(status)})
     grace = time.monotonic() + CHILD_GRACE
-    while _descendants() and time.monotonic() < grace:
+    left = _descendants()  # each look reads the stat file of every process on the machine: look rarely
+    while left and time.monotonic() < grace:
         pipes.pump(time.monotonic() + 0.02)
         _reap()
-    report["left_running"] = [_describe(p) for p in _descendants()]
-    _kill_everything(pid)
+        left = _descendants()
+    report["left_running"] = [_describe(p) for p in left]
+    if left:
+        _kill_everything(pid)
+    _reap()
     pipes.pump(time.monotonic() + 1.0)  # every writer is gone: the pipes end now
     pipes.close()
     report["output"] = pipes.output.as_data()
