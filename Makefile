@@ -54,6 +54,10 @@ $(STAMP): requirements.txt pyproject.toml | $(PY)
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
 	  echo "error: $(VENV) uses $$($(PY) --version); Python >= 3.11 is needed. Remove $(VENV) and retry." >&2; exit 1; }
 	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
+	@# jsonschema's optional IRI format check (rfc3987-syntax, an extra that jupyter-events pulls in) builds
+	@# a parser when imported: 2 s of CPU in every process that imports nbformat or jupyter_server (each
+	@# pytest worker, each JupyterLab). Nothing here validates IRIs; without it jsonschema skips that format.
+	$(PY) -m pip uninstall --disable-pip-version-check -y -q rfc3987-syntax
 	@touch $@
 
 # No news toast, no update check in the student's JupyterLab.
