@@ -155,8 +155,9 @@ def accept_queue(address) -> AcceptQueue | None:
     if isinstance(address, str | bytes):
         path = os.fsdecode(address).replace("\0", "@", 1)
         for row in ss("-x", "-l"):
-            # u_str LISTEN <Recv-Q> <Send-Q> <path> <inode> * 0
-            if len(row) >= 5 and row[4] == path:
+            # u_str LISTEN <Recv-Q> <Send-Q> <path> <inode> * 0; `-l` lists bound sockets that do not
+            # listen (yet) too, as UNCONN 0 0: a bind() without listen() has no accept queue
+            if len(row) >= 5 and row[1] == "LISTEN" and row[4] == path:
                 return AcceptQueue(int(row[2]), int(row[3]))
         return None
     host, port = address[0], address[1]

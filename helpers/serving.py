@@ -265,15 +265,6 @@ def connect(path: str, timeout: float = READ_TIMEOUT) -> socket.socket:
                 raise TimeoutError(f"the accept queue of {path} stayed full for {timeout} s") from None
             time.sleep(delay)  # the server empties its queue by itself: try again soon
             delay = min(delay * 2, 0.01)
-        except ConnectionRefusedError:
-            # Seen about once in 160 server starts on a loaded machine (Linux 6.18): the server alive, ss
-            # listing its listening socket at `path`, and yet ECONNREFUSED. Not understood yet: we try
-            # again while ss still lists a listener there; a server that is really gone still fails.
-            if time.monotonic() > deadline or accept_queue(path) is None:
-                sock.close()
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.01)
         except BaseException:
             sock.close()
             raise
