@@ -20,7 +20,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
-__all__ = ["SYSCALLS", "ThreadSnapshot", "snapshot", "syscalls_visible", "wait_until", "wait_until_blocked"]
+__all__ = ["SLEEP_CALLS", "SYSCALLS", "ThreadSnapshot", "snapshot", "syscalls_visible", "wait_until", "wait_until_blocked"]
 
 _X86_64 = {
     0: "read", 1: "write", 3: "close", 7: "poll", 19: "readv", 20: "writev", 23: "select",
@@ -48,6 +48,8 @@ _FD_CALLS = {
     "epoll_wait", "epoll_pwait", "epoll_pwait2",
 }
 _POLL_CALLS = {"poll", "ppoll"}
+# Where a process waits for time to pass or for a descriptor: time.sleep(), select, poll, epoll.
+SLEEP_CALLS = {"clock_nanosleep", "nanosleep", "select", "pselect6", "poll", "ppoll", "epoll_wait", "epoll_pwait"}
 _POLLFD = struct.Struct("ihh")  # struct pollfd { int fd; short events; short revents; }
 
 # Where a thread sleeps when it is not in a socket call of ours: waiting for the GIL or a lock.

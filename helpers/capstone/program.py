@@ -17,12 +17,11 @@ import time
 
 from helpers import processes
 from helpers.kernel_view import fds, unix_sockets
-from helpers.observe import snapshot, wait_until
+from helpers.observe import SLEEP_CALLS, snapshot, wait_until
 from helpers.socket_dir import workspace
 
 __all__ = ["Program", "group_members", "start", "stop_programs"]
 
-SLEEP_CALLS = {"clock_nanosleep", "nanosleep", "select", "pselect6", "poll", "ppoll", "epoll_wait", "epoll_pwait"}
 
 
 def group_members(pgid: int) -> list[int]:

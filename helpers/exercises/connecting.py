@@ -20,10 +20,11 @@ import socket
 import threading
 import time
 
-from helpers.exercises.kit import busy, limit, ran, scratch_path, shown, spin_message, started
+from helpers.exercises.kit import STARTUP, busy, limit, ran, scratch_path, shown, spin_message, started
 from helpers.exercises.plain import type_name
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome
+from helpers.observe import SLEEP_CALLS, snapshot, syscalls_visible, wait_until
 
 __all__ = ["check_backoff_delays", "check_connect_with_retry"]
 LESSON = "05"  # the lesson whose exercises these are: the progress view in 00 counts them there
@@ -158,24 +159,33 @@ def _late_server(report: Report, connect_with_retry, path: str) -> None:
                  f"it returned {outcome.value!r:.80}: return the connected socket")
 
 
+def _after_first_attempt(run, base: float) -> None:
+    """Return once the student's function has made its first attempt: its process then sleeps before
+    the next one. Where /proc shows no system calls, after 1.5 * base (the first attempt is at once)."""
+    pid = run.student_pid()
+    if pid is None or not syscalls_visible(pid):
+        time.sleep(base * 1.5)
+        return
+
+    def pausing() -> bool:
+        snap = snapshot(pid)
+        return snap.sleeping and snap.syscall in SLEEP_CALLS
+
+    wait_until(lambda: run.done() or pausing(), STARTUP)
+
+
 def _never_up(report: Report, connect_with_retry, path: str) -> None:
     """No file at first (ENOENT), then a stale socket file (ECONNREFUSED): measure the waits, expect the last error."""
     base = report.rng.choice([0.04, 0.05, 0.06])
     attempts, cap = 6, 8 * base  # base, 2, 4, 8, 8 (capped) times base: 23 (no cap: 31, constant: 40, linear: 15)
     delays = [min(cap, base * 2 ** k) for k in range(attempts - 1)]
-    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    appears = threading.Timer(base * 1.5, stale.bind, args=(path,))  # ENOENT first, then ECONNREFUSED
     # room for a slower schedule (constant, no cap) to finish, so that it is named, not "did not return"
     run = report.background(connect_with_retry, path, attempts, base, cap, timeout=limit(2 * sum(delays)))
-    try:
-        started(run)  # the file appears after the student's first attempt, not before it
-        appears.start()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stale:
+        started(run)
+        _after_first_attempt(run, base)
+        stale.bind(path)  # ENOENT first, then ECONNREFUSED
         outcome = run.join()
-    finally:
-        appears.cancel()
-        if appears.ident:
-            appears.join()
-        stale.close()
     call = f"connect_with_retry(path, {attempts}, {base}, {cap:g}) with nobody listening"
     if outcome.timed_out or outcome.ended:
         report.fail(f"{call}: your function {outcome.problem()} Give up after `attempts` attempts")
