@@ -11,6 +11,7 @@ without loading the notebook's side of the package.
 from __future__ import annotations
 
 import importlib
+import sys
 
 _HOMES = {
     "PendingCall": "pending", "Puppet": "puppet", "PuppetBusy": "puppet", "PuppetExited": "puppet",
@@ -20,13 +21,22 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module 'helpers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"helpers.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
+def lazy_names(package: str, homes: dict[str, str]):
+    """`__getattr__` and `__dir__` for a package whose names are imported on first use (PEP 562):
+    `homes` maps each name to the submodule that defines it."""
+    module = sys.modules[package]
+
+    def __getattr__(name: str):
+        if name not in homes:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{homes[name]}"), name)
+        setattr(module, name, value)
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted([*vars(module), *homes])
+
+    return __getattr__, __dir__
 
 
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

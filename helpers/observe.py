@@ -20,7 +20,8 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
-__all__ = ["SLEEP_CALLS", "SYSCALLS", "ThreadSnapshot", "snapshot", "syscalls_visible", "wait_until", "wait_until_blocked"]
+__all__ = ["SLEEP_CALLS", "SYSCALLS", "ThreadSnapshot", "pausing", "snapshot", "syscalls_visible", "wait_until",
+           "wait_until_blocked"]
 
 _X86_64 = {
     0: "read", 1: "write", 3: "close", 7: "poll", 19: "readv", 20: "writev", 23: "select",
@@ -94,6 +95,15 @@ class ThreadSnapshot:
             where = f", sleeping in {self.wchan}" if self.wchan and self.wchan != "0" else ""
             return f"blocked in {self.syscall}({self.shown_args}){where}"
         return {"R": "running", "Z": "exited (zombie)", "T": "stopped"}.get(self.state, f"state {self.state}")
+
+
+def pausing(pid: int) -> bool:
+    """Is the main thread asleep in a waiting call (time.sleep, select, poll)? Where /proc hides
+    system calls (no ptrace access), being asleep at all must do. A retry's backoff looks like this."""
+    snap = snapshot(pid)
+    if snap.syscall is None:
+        return snap.state == "S"
+    return snap.sleeping and snap.syscall in SLEEP_CALLS
 
 
 def syscalls_visible(pid: int | None = None) -> bool:

@@ -17,7 +17,7 @@ import time
 
 from helpers import processes
 from helpers.kernel_view import fds, unix_sockets
-from helpers.observe import SLEEP_CALLS, snapshot, wait_until
+from helpers.observe import pausing, wait_until
 from helpers.socket_dir import workspace
 
 __all__ = ["Program", "group_members", "start", "stop_programs"]
@@ -28,14 +28,8 @@ def group_members(pgid: int) -> list[int]:
     """Pids of the live processes (zombies aside) in process group `pgid`."""
     members = []
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        fields = processes.stat_fields(int(name)) if name.isdigit() else None
+        if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(name))
     return members
 
@@ -163,7 +157,4 @@ class Program:
 
     def sleeping_between_tries(self) -> bool:
         """Is it asleep in a waiting call (time.sleep, select, poll)? A client's backoff looks like this."""
-        snap = snapshot(self.pid)
-        if snap.syscall is None:  # /proc hides system calls here (no ptrace access): the state must do
-            return snap.state == "S"
-        return snap.sleeping and snap.syscall in SLEEP_CALLS
+        return pausing(self.pid)

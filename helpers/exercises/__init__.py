@@ -10,7 +10,7 @@ readers, widgets) cost ~0.2 s of CPU per run, several runs per check.
 
 from __future__ import annotations
 
-import importlib
+from helpers import lazy_names
 
 _HOMES = {
     "Outcome": "runner", "Report": "report", "checker": "report", "is_stub": "runner", "run_isolated": "runner",
@@ -25,14 +25,4 @@ _HOMES = {
 }
 __all__ = sorted(_HOMES)
 
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module 'helpers.exercises' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"helpers.exercises.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -24,7 +24,7 @@ from helpers.exercises.kit import STARTUP, busy, limit, ran, scratch_path, shown
 from helpers.exercises.plain import type_name
 from helpers.exercises.report import Report, checker
 from helpers.exercises.runner import Outcome
-from helpers.observe import SLEEP_CALLS, snapshot, syscalls_visible, wait_until
+from helpers.observe import pausing, wait_until
 
 __all__ = ["check_backoff_delays", "check_connect_with_retry"]
 LESSON = "05"  # the lesson whose exercises these are: the progress view in 00 counts them there
@@ -159,19 +159,11 @@ def _late_server(report: Report, connect_with_retry, path: str) -> None:
                  f"it returned {outcome.value!r:.80}: return the connected socket")
 
 
-def _after_first_attempt(run, base: float) -> None:
+def _after_first_attempt(run) -> None:
     """Return once the student's function has made its first attempt: its process then sleeps before
-    the next one. Where /proc shows no system calls, after 1.5 * base (the first attempt is at once)."""
+    the next one (or the run is over)."""
     pid = run.student_pid()
-    if pid is None or not syscalls_visible(pid):
-        time.sleep(base * 1.5)
-        return
-
-    def pausing() -> bool:
-        snap = snapshot(pid)
-        return snap.sleeping and snap.syscall in SLEEP_CALLS
-
-    wait_until(lambda: run.done() or pausing(), STARTUP)
+    wait_until(lambda: run.done() or (pid is not None and pausing(pid)), STARTUP)
 
 
 def _never_up(report: Report, connect_with_retry, path: str) -> None:
@@ -183,7 +175,7 @@ def _never_up(report: Report, connect_with_retry, path: str) -> None:
     run = report.background(connect_with_retry, path, attempts, base, cap, timeout=limit(2 * sum(delays)))
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stale:
         started(run)
-        _after_first_attempt(run, base)
+        _after_first_attempt(run)
         stale.bind(path)  # ENOENT first, then ECONNREFUSED
         outcome = run.join()
     call = f"connect_with_retry(path, {attempts}, {base}, {cap:g}) with nobody listening"
