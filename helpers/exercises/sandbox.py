@@ -8,7 +8,7 @@ student's process, times the call from outside, and then kills whatever is left:
     kernel                       supervisor (subreaper)                 student's process (own session)
     job on stdin  ---------->    fork  ---------------------------->    exec(source); "S"; f(*args); "R"
                                  output pipe: keep first and last  <--  print(...)
-                                 result pipe: times S and R        <--  {"value": ..., "left_open": ...}
+                                 result pipe: S and R, each timed  <--  {"value": ..., "left_open": ...}
                                  wait4: CPU seconds; kill and reap every descendant still there
                  <----------     one JSON report (plain data: nothing in it can run code)
 
@@ -25,6 +25,7 @@ import os
 import pickle
 import select
 import signal
+import struct
 import sys
 import threading
 import time
@@ -42,6 +43,9 @@ THREAD_GRACE = 0.5  # seconds a thread still running at the return gets to finis
 CHILD_GRACE = 0.5  # seconds a child process still running when the function ended gets to exit
 AFTER_RETURN = 3.0  # seconds for the bookkeeping after the return (garbage collection, the fd scan)
 KILL_DEADLINE = 3.0  # seconds to kill and reap what is left
+# A mark on the result pipe: its letter (S: started, R: returned) and the moment, read by the student's
+# process from the machine's monotonic clock, not when the supervisor gets round to reading the pipe.
+_MARK = struct.Struct("=cd")
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -107,7 +111,7 @@ def _student(source: str, name: str, args: tuple, repeat: int | None, out_w: int
     result: dict = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
-        os.write(result_w, b"S")
+        os.write(result_w, _MARK.pack(b"S", time.monotonic()))
         value = None
         try:
             exec(compile(source, "<your cell>", "exec"), namespace)
@@ -117,7 +121,7 @@ def _student(source: str, name: str, args: tuple, repeat: int | None, out_w: int
         except BaseException as exc:  # the student's error is a result, not a crash of ours
             exc.__traceback__ = None
             result["error"] = plain.encode_exception(exc)
-        os.write(result_w, b"R")
+        os.write(result_w, _MARK.pack(b"R", time.monotonic()))
         result["threads"] = _lingering_threads()
         kept = _returned_sockets(value)
         gc.collect()  # sockets only the garbage collector would close: their ResourceWarning comes now
@@ -172,6 +176,7 @@ class _Pipes:
         self.output = _Output()
         self.result = bytearray()
         self.marks: dict[str, float] = {}
+        self._unread_marks = bytearray()
 
     def pump(self, until: float, stop=lambda: False) -> None:
         while self.open and not stop():
@@ -190,10 +195,17 @@ class _Pipes:
                     self._result(data)
 
     def _result(self, data: bytes) -> None:
-        while data and len(self.marks) < 2 and not self.result:
-            mark, data = data[:1].decode(errors="replace"), data[1:]
-            self.marks.setdefault({"S": "started", "R": "returned"}.get(mark, "garbled"), time.monotonic())
-        self.result += data
+        if len(self.marks) == 2:
+            self.result += data
+            return
+        self._unread_marks += data
+        while len(self.marks) < 2 and len(self._unread_marks) >= _MARK.size:
+            letter, moment = _MARK.unpack_from(self._unread_marks)
+            del self._unread_marks[:_MARK.size]
+            self.marks.setdefault({b"S": "started", b"R": "returned"}.get(letter, "garbled"), moment)
+        if len(self.marks) == 2:
+            self.result += self._unread_marks
+            self._unread_marks.clear()
 
     def result_done(self) -> bool:
         """The whole result arrived (it ends with a newline), or the student's process closed the pipe."""
