@@ -48,6 +48,8 @@ TEST_SETTINGS = {
     "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
     "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
 }
+# The notebook shown (others may be open behind it, hidden by Lumino): every selector starts here.
+SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 IDLE = re.compile(r"^(?!No Kernel).*\| Idle$")  # "Python 3 (ipykernel) | Idle"
 PROMPT_DONE = re.compile(r"^\[\d+\]")
 
@@ -287,28 +289,81 @@ def wait_for_idle(page, timeout: float = 60.0) -> None:
 
 
 def open_notebook(page, lab: LabServer, name: str, timeout: float = 90.0) -> None:
-    """Open `name` in a fresh workspace (?reset: no notebook of an earlier test comes back) and wait
-    until its kernel is idle."""
-    page.goto(lab.url(f"/lab/tree/{name}?reset"))
-    page.wait_for_function(
-        "name => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-        " && window.jupyterapp.shell.currentWidget.context"
-        " && window.jupyterapp.shell.currentWidget.context.path.endsWith(name)",
+    """Open `name` and wait until its kernel is idle. A page that has not loaded JupyterLab yet loads it
+    with the notebook in a fresh workspace (?reset: no notebook of an earlier run comes back); one that
+    has opens it in the JupyterLab it holds (`docmanager:open`), which spares loading the whole
+    application again (~5 s of CPU). Close the notebook before opening the next (`close_notebooks`)."""
+    if page.evaluate("() => !!(window.jupyterapp && window.jupyterapp.started)"):
+        command(page, "docmanager:open", {"path": name})
+    else:
+        page.goto(lab.url(f"/lab/tree/{name}?reset"))
+    page.wait_for_function(  # shown, with its cells (another notebook may be open behind it)
+        "name => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " return w && w.context && w.context.path.endsWith(name) && w.isVisible && w.content.widgets.length > 0; }",
         arg=name, timeout=timeout * 1000,
     )
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout * 1000)
+    # The status bar follows the current notebook; its kernel's own status first, so that the
+    # status bar cannot still show the previous notebook's "Idle".
+    page.wait_for_function(
+        "() => { const s = window.jupyterapp.shell.currentWidget.sessionContext;"
+        " return s.session && s.session.kernel && s.session.kernel.status === 'idle'; }",
+        timeout=timeout * 1000,
+    )
     wait_for_idle(page, timeout)
 
 
+def close_notebooks(page) -> None:
+    """Close every open document without the "save your work?" dialog (the copy under test is never
+    saved); their kernels keep running until `LabServer.shutdown_kernels()`."""
+    page.evaluate("""() => {
+        for (const widget of Array.from(window.jupyterapp.shell.widgets('main'))) {
+            if (widget.context) widget.context.model.dirty = false;
+            widget.dispose();
+        }
+    }""")
+
+
+class Tab:
+    """One browser page kept for many tests, each opening its notebook in the JupyterLab it loaded once.
+
+    `use()` gives the page; `done()` closes its notebooks and shuts their kernels down, returning
+    whatever had to be killed; a page left in an unknown state (an error while closing) is thrown
+    away, and the next `use()` loads JupyterLab in a new one.
+    """
+
+    def __init__(self, browser, lab: LabServer):
+        self._browser, self._lab, self._page = browser, lab, None
+
+    def use(self):
+        if self._page is None or self._page.is_closed():
+            self._page = new_page(self._browser)
+        return self._page
+
+    def done(self) -> list[str]:
+        try:
+            close_notebooks(self._page)
+        except Exception:  # whatever broke, a fresh page starts clean
+            self.close()
+        return self._lab.shutdown_kernels()
+
+    def close(self) -> None:
+        if self._page is not None and not self._page.is_closed():
+            close_page(self._page)
+        self._page = None
+
+
 def command(page, name: str, args: dict | None = None) -> None:
-    page.evaluate("([name, args]) => window.jupyterapp.commands.execute(name, args || {})", [name, args])
+    """Run a JupyterLab command and wait for it. Its value stays in the page: `docmanager:open`'s is the
+    notebook widget, whose whole object graph Playwright would otherwise copy over (~3 s of CPU)."""
+    page.evaluate("async ([name, args]) => { await window.jupyterapp.commands.execute(name, args || {}); }",
+                  [name, args])
 
 
 def run_all(page) -> None:
     """Clear every output and execution count (so `[N]` can only come from this run), then Run All."""
     command(page, "notebook:clear-all-cell-outputs")
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]"
+        f"() => [...document.querySelectorAll('{SHOWN} .jp-CodeCell .jp-InputPrompt')]"
         ".every(p => !/\\[\\d+\\]/.test(p.textContent))", timeout=10_000,
     )
     command(page, "notebook:run-all-cells")
@@ -411,19 +466,24 @@ def wait_for_counts(page, counts: dict[int, int], timeout: float = 30.0) -> list
         time.sleep(0.1)
 
 
-_SCROLLER = ("(document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer')"
-             " || document.querySelector('.jp-NotebookPanel-notebook'))")
+_SCROLLER = (f"(document.querySelector('{SHOWN} .jp-WindowedPanel-outer')"
+             f" || document.querySelector('{SHOWN} .jp-NotebookPanel-notebook'))")
+
+
+# Resolves once the page has painted what the last scroll showed: two animation frames later.
+_PAINTED_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
 
 
 def screenshot(page, path: Path, max_tiles: int = 60) -> None:
-    """The whole notebook in one PNG. JupyterLab scrolls inside its own panel (and Chromium caps the
-    viewport near 16k px), so we scroll that panel a screenful at a time and stitch the pieces."""
+    """The whole notebook in one JPEG (a PNG this tall takes a second to write). JupyterLab scrolls inside
+    its own panel (and Chromium caps the viewport near 16k px), so we scroll that panel a screenful at a
+    time and stitch the pieces."""
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     box = page.evaluate(f"""() => {{
         const s = {_SCROLLER};
-        const last = [...document.querySelectorAll('.jp-NotebookPanel .jp-Cell')].pop();
+        const last = [...document.querySelectorAll('{SHOWN} .jp-Cell')].pop();
         if (!s || !last) return null;
         s.scrollTop = 0;
         const r = s.getBoundingClientRect();
@@ -438,10 +498,10 @@ def screenshot(page, path: Path, max_tiles: int = 60) -> None:
     offset = 0
     for _ in range(max_tiles):
         top = page.evaluate(f"o => {{ const s = {_SCROLLER}; s.scrollTop = o; return Math.round(s.scrollTop); }}", offset)
-        page.wait_for_timeout(100)
-        canvas.paste(Image.open(io.BytesIO(page.screenshot(clip=clip))), (0, top))
+        page.evaluate(_PAINTED_JS)
+        canvas.paste(Image.open(io.BytesIO(page.screenshot(clip=clip, type="jpeg", quality=90))), (0, top))
         if top + box["height"] >= box["end"] or top < offset:  # done, or the panel scrolls no further
             break
         offset = top + box["height"]
     page.evaluate(f"() => {{ {_SCROLLER}.scrollTop = 0; }}")
-    canvas.crop((0, 0, box["width"], max(box["end"], 1))).save(path)
+    canvas.crop((0, 0, box["width"], max(box["end"], 1))).save(path, quality=90)

@@ -8,6 +8,8 @@ Fixtures (request them by name, or `pytestmark = pytest.mark.usefixtures("nothin
     nothing_left_behind  all three
     short_allowance      a student's function or program that hangs is stopped 1 s past its
                          scenario instead of 3 s (SLL_EXERCISE_ALLOWANCE, see helpers.exercises.kit)
+    browser, tab, page   for a module of browser tests that defines `lab` (tests/browser_lab.py):
+                         one Chromium, one page that loads JupyterLab once, and each test's use of it
 
 Parallel runs (`pytest -n N --dist loadscope --no-loadscope-reorder`, pytest-xdist): the scope
 of a test, the unit a worker takes whole, is defined here (`pytest_xdist_make_scheduler`):
@@ -147,6 +149,37 @@ def nothing_left_behind(no_fd_left, no_socket_file_left, no_process_left):
     """No process, socket file or descriptor outlives the test (checked in that order: a process's
     pipes close when it exits)."""
     yield
+
+
+# -- browser tests (a module of them defines its own `lab` fixture: a browser_lab.LabServer) ----------
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    """One Chromium for the module."""
+    from browser_lab import chromium
+
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def tab(browser, lab):
+    """One page for the module's tests: JupyterLab loads in it once, and each test opens its notebooks there."""
+    from browser_lab import Tab
+
+    tab = Tab(browser, lab)
+    yield tab
+    tab.close()
+
+
+@pytest.fixture
+def page(tab):
+    """The module's page. Afterwards its notebooks are closed (a test that failed may have left one open)
+    and their kernels shut down, and no process of theirs may be left."""
+    yield tab.use()
+    killed = tab.done()
+    assert not killed, f"still alive after the kernels were shut down (killed now): {killed}"
 
 
 @pytest.fixture

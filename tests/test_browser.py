@@ -1,9 +1,11 @@
 """Every notebook, run for real in JupyterLab in headless Chromium; and a live card flipping by itself.
 
-One JupyterLab serves the whole module (a temp copy of notebooks/, see browser_lab.py). Each notebook
-gets a fresh page and kernel: Run All, every code cell must show `[N]` with counts 1..n, no error or
-stderr outside cells tagged `raises-exception`, then the kernel is shut down and no process it
-started may survive. Screenshots go to artifacts/browser/<notebook>.png.
+One JupyterLab serves the whole module: the student's edition (outputs cleared) of a temp copy of
+notebooks/, as `make lab` serves it (see browser_lab.py). It is loaded once in one page, and each
+notebook is opened there with a fresh kernel: Run All, every code cell must show `[N]` with counts
+1..n, no error or stderr outside cells tagged `raises-exception`; then the notebook is closed, its
+kernel shut down, and no process it started may survive. Screenshots go to
+artifacts/browser/<notebook>.jpg.
 
 Skips without /usr/bin/chromium, except under CI=true where that is a failure.
 """
@@ -18,12 +20,10 @@ import nbformat
 import pytest
 from browser_lab import (
     REPO,
-    LabServer,
-    chromium,
-    close_page,
+    SHOWN,
+    Tab,
     code_cells,
     command,
-    new_page,
     open_notebook,
     require_chromium,
     run_all,
@@ -43,47 +43,31 @@ RUN_TIMEOUT = 120.0
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """One JupyterLab for the module; stopped (SIGTERM, then kill) as soon as the module is done."""
+    """One JupyterLab for the module, serving the student's edition as `make lab` does (outputs cleared);
+    stopped (SIGTERM, then kill) as soon as the module is done."""
     require_chromium()
-    with running_lab(REPO / "notebooks", tmp_path_factory.mktemp("jupyterlab"), ARTIFACTS / "jupyterlab.log") as server:
+    with running_lab(REPO / "notebooks", tmp_path_factory.mktemp("jupyterlab"), ARTIFACTS / "jupyterlab.log",
+                     student=True) as server:
         yield server
 
 
-@pytest.fixture(scope="module")
-def browser(lab):
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser, lab):
-    page = new_page(browser)
-    try:
-        yield page
-    finally:
-        if not page.is_closed():
-            close_page(page)
-        lab.shutdown_kernels()
-
-
-def finish(page, lab: LabServer) -> None:
-    """Close the page, shut its kernel down, and check that no kernel or helper process survives."""
-    close_page(page)
-    killed = lab.shutdown_kernels()
+def finish(tab: Tab) -> None:
+    """Close the notebook, shut its kernel down, and check that no kernel or helper process survives."""
+    killed = tab.done()
     assert not killed, f"still alive after the kernel was shut down (killed now): {killed}"
 
 
 @pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS] or [
     pytest.param("none", marks=pytest.mark.skip(reason="notebooks/ holds no notebook yet")),
 ])
-def test_notebook_runs_in_jupyterlab(lab, page, name):
+def test_notebook_runs_in_jupyterlab(lab, tab, page, name):
     committed = json.loads((lab.root_dir / name).read_text())
     open_notebook(page, lab, name)
     run_all(page)
     try:
         seen = wait_until_all_ran(page, RUN_TIMEOUT)
     finally:
-        screenshot(page, ARTIFACTS / f"{Path(name).stem}.png")
+        screenshot(page, ARTIFACTS / f"{Path(name).stem}.jpg")
 
     assert len(seen) == len(committed["cells"]), "JupyterLab shows a different number of cells than the file"
     errors = unexpected_errors(seen)
@@ -91,7 +75,7 @@ def test_notebook_runs_in_jupyterlab(lab, page, name):
     ran = code_cells(seen)
     counts = [c["count"] for c in ran]
     assert counts == list(range(1, len(ran) + 1)), f"execution counts {counts}: not every code cell ran, in order"
-    finish(page, lab)
+    finish(tab)
 
 
 LIVE_CELLS = [
@@ -102,7 +86,7 @@ LIVE_CELLS = [
 ]
 
 
-def test_live_card_changes_without_rerunning_the_cell(lab, page):
+def test_live_card_changes_without_rerunning_the_cell(lab, tab, page):
     from playwright.sync_api import expect
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in LIVE_CELLS])
@@ -114,7 +98,7 @@ def test_live_card_changes_without_rerunning_the_cell(lab, page):
     page.evaluate("() => { window.jupyterapp.shell.currentWidget.content.activeCellIndex = 0; }")
     command(page, "notebook:run-cell-and-select-next")
     command(page, "notebook:run-cell-and-select-next")
-    card = page.locator(".jp-NotebookPanel .jp-Cell").nth(1).locator(".widget-html-content")
+    card = page.locator(f"{SHOWN} .jp-Cell").nth(1).locator(".widget-html-content")
     try:
         expect(card).to_contain_text("blocked in accept4", timeout=30_000)
         before = wait_for_counts(page, {0: 1, 1: 2})
@@ -125,10 +109,10 @@ def test_live_card_changes_without_rerunning_the_cell(lab, page):
         expect(card).to_contain_text("returned", timeout=15_000)
         after = wait_for_counts(page, {2: 3})
     finally:
-        screenshot(page, ARTIFACTS / "live-card-timeline.png")
+        screenshot(page, ARTIFACTS / "live-card-timeline.jpg")
     assert after[1]["count"] == 2, "the accept cell was re-run"
     assert not unexpected_errors(after), unexpected_errors(after)
     assert "blocked in accept4" in blocked_text and "returned" in card.inner_text()
     assert re.search(r"blocked in accept4.* at \d+\.\d\d s.*\n.*returned.* at \d+\.\d\d s", card.inner_text()), (
         "the flipped card keeps its timeline: blocked at ..., then returned at ...")
-    finish(page, lab)
+    finish(tab)

@@ -25,11 +25,9 @@ import nbformat
 import pytest
 from browser_lab import (
     REPO,
+    SHOWN,
     LabServer,
-    chromium,
-    close_page,
     command,
-    new_page,
     open_notebook,
     require_chromium,
     running_lab,
@@ -61,25 +59,8 @@ def lab(tmp_path_factory):
         yield server
 
 
-@pytest.fixture(scope="module")
-def browser(lab):
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser, lab):
-    page = new_page(browser)
-    try:
-        yield page
-    finally:
-        close_page(page)
-        killed = lab.shutdown_kernels()
-    assert not killed, f"still alive after the kernels were shut down (killed now): {killed}"
-
-
 def notebook_cells(page):
-    return page.locator(".jp-NotebookPanel .jp-Cell")
+    return page.locator(f"{SHOWN} .jp-Cell")
 
 
 def cell_index(path, needle: str) -> int:
@@ -93,7 +74,7 @@ def cell_index(path, needle: str) -> int:
 def open_lesson_unrun(page, lab: LabServer, name: str) -> None:
     """Open the student's copy of a lesson and check that no code cell shows any output yet."""
     open_notebook(page, lab, name)
-    outputs = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-OutputArea-output")
+    outputs = page.locator(f"{SHOWN} .jp-CodeCell .jp-OutputArea-output")
     assert outputs.count() == 0, f"{name}: {outputs.count()} outputs visible before any cell ran"
 
 
