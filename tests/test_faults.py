@@ -2,20 +2,23 @@
 
 For each lesson, one test runs two kernels at once in one 150-byte TMPDIR, each meeting faults:
 
-    Stop      kernel A runs the first half, the Stop button interrupts a waiting cell, the rest of
-              the lesson runs; then Restart: the helpers it had are gone
+    Stop      kernel A runs the first half of the lesson, the Stop button interrupts a waiting
+              cell, the rest of the lesson runs; then Restart: the helpers it had are gone
     kill -9   kernel B runs until its first helper is up and is killed with SIGKILL (the kernel
               alone, as the OOM killer does): its helpers must be gone within 2 s; then it is
               restarted and runs the whole lesson (Restart & Run All), whose helper calls sweep
-              the dead kernel's workspace; it runs every cell twice in a row, as a student
-              pressing Shift+Enter twice does: a cell either repeats its experiment or its second
-              run ends in one line saying why; a cell tagged raises-exception raises the same
-              exception class both times
+              the dead kernel's workspace
+    twice     every cell is run twice in a row, as a student pressing Shift+Enter twice does: a
+              cell either repeats its experiment or its second run ends in one line saying why; a
+              cell tagged raises-exception raises the same exception class both times. Kernel A
+              does it in the first half of the lesson, kernel B in the second, so that each
+              kernel runs the lesson one and a half times and the two end together
 
 and checks what is left behind: helper processes, workspace directories, socket files,
 descriptors (after setup vs at the end), listeners reachable from another machine (audited all
-along). One session per kernel serves several fault classes, so each lesson runs about three times
-here (once per kernel, then every cell once more), not six. The real notebooks run in real kernels (tests/kernels.py).
+along). One session per kernel serves several fault classes, so each lesson runs three times
+here (once per kernel, plus every cell once more), not six. The real notebooks run in real kernels
+(tests/kernels.py).
 """
 
 from __future__ import annotations
@@ -203,14 +206,14 @@ def workspace_of(kernel: Kernel) -> Path:
     return Path(result.outputs[-1]["text"].strip())
 
 
-def stop_then_rest_then_restart(notebook: Path, env: dict, audit: ListenerAudit, made: list[Path]) -> list[str]:
+def first_half_twice_stop_rest_restart(notebook: Path, env: dict, audit: ListenerAudit, made: list[Path]) -> list[str]:
     cells = code_cells(notebook)
     middle = len(cells) // 2
     with Kernel(env) as kernel:
         audit.pids.add(kernel.pid)
-        problems = run_cells(kernel, cells[:1])
+        problems = [f"first half, each cell twice, {p}" for p in run_cells_twice(kernel, cells[:1])]
         after_setup = kernel.fds()
-        problems += run_cells(kernel, cells[1:middle], 1)
+        problems += [f"first half, each cell twice, {p}" for p in run_cells_twice(kernel, cells[1:middle], 1)]
         problems += press_stop(kernel)
         problems += [f"after Stop, {p}" for p in run_cells(kernel, cells[middle:], middle)]
         problems += leaks(kernel, after_setup)
@@ -221,7 +224,7 @@ def stop_then_rest_then_restart(notebook: Path, env: dict, audit: ListenerAudit,
     return problems
 
 
-def kill_9_then_restart_and_run_all_twice(notebook: Path, env: dict, audit: ListenerAudit, made: list[Path]) -> list[str]:
+def kill_9_restart_run_all_second_half_twice(notebook: Path, env: dict, audit: ListenerAudit, made: list[Path]) -> list[str]:
     cells = code_cells(notebook)
     with Kernel(env) as kernel:
         audit.pids.add(kernel.pid)
@@ -239,9 +242,12 @@ def kill_9_then_restart_and_run_all_twice(notebook: Path, env: dict, audit: List
             problems += [f"helper {p.pid} alive 2 s after kill -9 of the kernel" for p in survivors]
         kernel.restart()
         audit.pids.add(kernel.pid)
-        problems += [f"Run All after the restart, each cell twice, {p}" for p in run_cells_twice(kernel, cells[:1])]
+        middle = len(cells) // 2
+        problems += [f"Run All after the restart, {p}" for p in run_cells(kernel, cells[:1])]
         after_setup = kernel.fds()
-        problems += [f"Run All after the restart, each cell twice, {p}" for p in run_cells_twice(kernel, cells[1:], 1)]
+        problems += [f"Run All after the restart, {p}" for p in run_cells(kernel, cells[1:middle], 1)]
+        problems += [f"Run All after the restart, second half, each cell twice, {p}"
+                     for p in run_cells_twice(kernel, cells[middle:], middle)]
         problems += leaks(kernel, after_setup)
         problems += [f"{old} of the killed kernel was not swept" for old in dead_workspaces if old.exists()]
         made.append(workspace_of(kernel))
@@ -255,9 +261,10 @@ def test_stop_kill_9_restart_run_twice_and_two_kernels_at_once_leave_nothing_beh
     env = {"TMPDIR": str(tmp)}
     made: list[Path] = []  # the workspaces of the kernels alive at the end
     faults = {
-        "Stop, rest of the lesson, Restart": lambda audit: stop_then_rest_then_restart(notebook, env, audit, made),
-        "kill -9, Restart & Run All, every cell twice":
-            lambda audit: kill_9_then_restart_and_run_all_twice(notebook, env, audit, made),
+        "first half twice, Stop, rest of the lesson, Restart":
+            lambda audit: first_half_twice_stop_rest_restart(notebook, env, audit, made),
+        "kill -9, Restart & Run All, second half twice":
+            lambda audit: kill_9_restart_run_all_second_half_twice(notebook, env, audit, made),
     }
     outcomes: dict[str, list[str]] = {}
 
