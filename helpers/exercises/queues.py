@@ -42,24 +42,23 @@ def _tcp_listener(puppet: Puppet, backlog: int):
     return sock, sock.getsockname()
 
 
-def _first_tcp_listener_port() -> int | None:
-    """The local port of the first LISTEN line of /proc/net/tcp (its order follows the kernel's hash table)."""
+def _tcp_listener_ports() -> list[int]:
+    """The local ports of the LISTEN lines of /proc/net/tcp, in the table's order (which follows the
+    kernel's hash table of listening sockets: it depends on the port)."""
     with open("/proc/net/tcp") as table:
         next(table)
-        for line in table:
-            fields = line.split()
-            if fields[3] == "0A":  # TCP_LISTEN
-                return int(fields[1].rsplit(":", 1)[1], 16)
-    return None
+        return [int(fields[1].rsplit(":", 1)[1], 16) for fields in map(str.split, table) if fields[3] == "0A"]
 
 
-def _listener_not_listed_first(puppet: Puppet, backlog: int):
-    """A listener whose line is not the table's first LISTEN line, so that "take the first listener"
-    is caught as wrong on every run (which line comes first depends on the port)."""
+def _listener_listed_after(puppet: Puppet, backlog: int, decoy_port: int):
+    """A listener whose line comes after the decoy's, so that "take the first listener" never reads ours
+    on any run, whatever listeners of other programs come and go meanwhile (the decoy stays)."""
     tries = 20
     for tried in range(1, tries + 1):
         sock, address = _tcp_listener(puppet, backlog)
-        if tried == tries or _first_tcp_listener_port() != address[1]:
+        ports = _tcp_listener_ports()
+        if tried == tries or (decoy_port in ports and address[1] in ports
+                              and ports.index(decoy_port) < ports.index(address[1])):
             return sock, address
         sock.close()
 
@@ -79,7 +78,7 @@ def check_queued_connections(report: Report, queued_connections) -> None:
         decoy, decoy_address = _tcp_listener(server, BACKLOG)
         decoy_count = rng.randint(2, 6)
         _connect(clients, decoy_address, decoy_count)  # another listener, another number: the port must matter
-        listener, address = _listener_not_listed_first(server, BACKLOG)
+        listener, address = _listener_listed_after(server, BACKLOG, decoy_address[1])
         port = address[1]
         # counts of 10 and more read differently in hex and in decimal; they change from run to run
         for connect, accept in [(0, 0), (rng.randint(10, 13), 0), (0, rng.randint(1, 2)), (rng.randint(4, 8), 0)]:
