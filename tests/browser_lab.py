@@ -475,9 +475,9 @@ _PAINTED_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnim
 
 
 def screenshot(page, path: Path, max_tiles: int = 60) -> None:
-    """The whole notebook in one JPEG (a PNG this tall takes a second to write). JupyterLab scrolls inside
-    its own panel (and Chromium caps the viewport near 16k px), so we scroll that panel a screenful at a
-    time and stitch the pieces."""
+    """The notebook in one JPEG (a PNG this tall takes a second to write), from the top down to its end
+    or to `max_tiles` screenfuls. JupyterLab scrolls inside its own panel (and Chromium caps the viewport
+    near 16k px), so we scroll that panel a screenful at a time and stitch the pieces."""
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -495,13 +495,14 @@ def screenshot(page, path: Path, max_tiles: int = 60) -> None:
         return
     clip = {"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"]}
     canvas = Image.new("RGB", (box["width"], max(box["end"], box["height"])), "white")
-    offset = 0
+    offset = bottom = 0
     for _ in range(max_tiles):
         top = page.evaluate(f"o => {{ const s = {_SCROLLER}; s.scrollTop = o; return Math.round(s.scrollTop); }}", offset)
         page.evaluate(_PAINTED_JS)
         canvas.paste(Image.open(io.BytesIO(page.screenshot(clip=clip, type="jpeg", quality=90))), (0, top))
-        if top + box["height"] >= box["end"] or top < offset:  # done, or the panel scrolls no further
+        bottom = top + box["height"]
+        if bottom >= box["end"] or top < offset:  # done, or the panel scrolls no further
             break
-        offset = top + box["height"]
+        offset = bottom
     page.evaluate(f"() => {{ {_SCROLLER}.scrollTop = 0; }}")
-    canvas.crop((0, 0, box["width"], max(box["end"], 1))).save(path, quality=90)
+    canvas.crop((0, 0, box["width"], max(min(box["end"], bottom), 1))).save(path, quality=90)

@@ -5,7 +5,7 @@ notebooks/, as `make lab` serves it (see browser_lab.py). It is loaded once in o
 notebook is opened there with a fresh kernel: Run All, every code cell must show `[N]` with counts
 1..n, no error or stderr outside cells tagged `raises-exception`; then the notebook is closed, its
 kernel shut down, and no process it started may survive. Screenshots go to
-artifacts/browser/<notebook>.jpg.
+artifacts/browser/<notebook>.jpg: its first screenful, or the whole notebook when something failed.
 
 Skips without /usr/bin/chromium, except under CI=true where that is a failure.
 """
@@ -62,19 +62,23 @@ def finish(tab: Tab) -> None:
 ])
 def test_notebook_runs_in_jupyterlab(lab, tab, page, name):
     committed = json.loads((lab.root_dir / name).read_text())
+    shot = ARTIFACTS / f"{Path(name).stem}.jpg"
     open_notebook(page, lab, name)
     run_all(page)
     try:
         seen = wait_until_all_ran(page, RUN_TIMEOUT)
-    finally:
-        screenshot(page, ARTIFACTS / f"{Path(name).stem}.jpg")
-
-    assert len(seen) == len(committed["cells"]), "JupyterLab shows a different number of cells than the file"
+    except BaseException:
+        screenshot(page, shot)
+        raise
     errors = unexpected_errors(seen)
-    assert not errors, "error output in cells not tagged raises-exception:\n" + "\n".join(errors)
     ran = code_cells(seen)
     counts = [c["count"] for c in ran]
-    assert counts == list(range(1, len(ran) + 1)), f"execution counts {counts}: not every code cell ran, in order"
+    in_order = counts == list(range(1, len(ran) + 1))
+    screenshot(page, shot, max_tiles=60 if errors or not in_order else 1)
+
+    assert len(seen) == len(committed["cells"]), "JupyterLab shows a different number of cells than the file"
+    assert not errors, "error output in cells not tagged raises-exception:\n" + "\n".join(errors)
+    assert in_order, f"execution counts {counts}: not every code cell ran, in order"
     finish(tab)
 
 
