@@ -4,7 +4,8 @@
 
 (1) A puppet call's round trip (`sock.gettimeout()` on a remote socket) against the floor it is built
     on: one small message over a pipe to another Python process and back. Target: ratio of medians <= 2.5.
-    (The floor moves with the machine's load: from ~4 us on a busy one to ~35 us on an idle one.)
+    (The floor moves with the machine's load: from ~4 us on a busy one to ~35 us on an idle one, so
+    the two are timed in alternating blocks of 100. bench/floor.py shows what the reader thread adds.)
 (2) How long `accept()` takes to come back as a PendingCall: the call is sent, the puppet enters
     accept4, and the notebook must *see* it asleep there twice before it returns. Target: median <= 5 ms.
 
@@ -13,6 +14,7 @@ Prints one table and PASS/FAIL per target; always exits 0 (a benchmark informs, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import statistics
@@ -23,6 +25,7 @@ import time
 from helpers import PendingCall, Puppet, workspace
 
 CALLS = 2000
+BLOCK = 100
 ACCEPTS = 50
 RATIO_TARGET = 2.5
 ACCEPT_TARGET_MS = 5.0
@@ -36,36 +39,44 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def bare_pipe_round_trips(count: int) -> list[float]:
-    """Seconds per round trip: write a small message to a child, read its echo."""
+@contextlib.contextmanager
+def bare_pipe():
+    """One round trip: write a small message to a child, read its echo."""
     child = subprocess.Popen([sys.executable, "-c", _ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     to_child, from_child = child.stdin.fileno(), child.stdout.fileno()
     message = b"x" * 32
-    times = []
+
+    def round_trip():
+        os.write(to_child, message)
+        got = b""
+        while len(got) < len(message):
+            got += os.read(from_child, 65536)
+
     try:
-        for _ in range(count):
-            start = time.perf_counter()
-            os.write(to_child, message)
-            got = b""
-            while len(got) < len(message):
-                got += os.read(from_child, 65536)
-            times.append(time.perf_counter() - start)
+        yield round_trip
     finally:
         child.stdin.close()
         child.stdout.close()
         child.wait(5)
-    return times
 
 
-def puppet_round_trips(count: int) -> list[float]:
-    """Seconds per puppet call that returns at once: `gettimeout()` on a remote socket."""
+@contextlib.contextmanager
+def puppet_call():
+    """One puppet call that returns at once: `gettimeout()` on a remote socket."""
     with Puppet("bench") as p:
-        sock = p.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        times = []
-        for _ in range(count):
-            start = time.perf_counter()
-            sock.gettimeout()
-            times.append(time.perf_counter() - start)
+        yield p.socket(socket.AF_UNIX, socket.SOCK_STREAM).gettimeout
+
+
+def interleaved(count: int, *round_trips) -> list[list[float]]:
+    """Seconds per round trip of each, timed in alternating blocks: the machine's load moves the
+    floor (see the module docstring), and a change of load between two long runs would move the ratio."""
+    times: list[list[float]] = [[] for _ in round_trips]
+    for _ in range(count // BLOCK):
+        for round_trip, seconds in zip(round_trips, times, strict=True):
+            for _ in range(BLOCK):
+                start = time.perf_counter()
+                round_trip()
+                seconds.append(time.perf_counter() - start)
     return times
 
 
@@ -92,8 +103,8 @@ def accept_to_pending(count: int) -> list[float]:
 
 
 def main() -> int:
-    pipe = bare_pipe_round_trips(CALLS)
-    calls = puppet_round_trips(CALLS)
+    with bare_pipe() as pipe_round_trip, puppet_call() as call_round_trip:
+        pipe, calls = interleaved(CALLS, pipe_round_trip, call_round_trip)
     accepts = accept_to_pending(ACCEPTS)
 
     ms = 1000.0
