@@ -79,7 +79,8 @@ def _loopback(hex_address: str) -> bool:
 
 def not_loopback_inodes() -> set[int]:
     """Inodes of listening TCP and bound UDP sockets whose address is not a loopback one, anyone's:
-    read from /proc/net in this process, so that the audit can look 50 times a second cheaply."""
+    read from /proc/net in this process (no `ss` to start). Cheap for us, not for the kernel: each read
+    walks its whole hash tables of sockets, ~3.7 ms of system time for the four files."""
     inodes = set()
     for table, listening in (("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")):
         try:
@@ -116,7 +117,7 @@ def reachable_from_outside(local: str) -> bool:
 
 
 class ListenerAudit:
-    """Every 20 ms, the TCP/UDP listeners of the kernels in `pids` (and their helpers) on a non-loopback
+    """Ten times a second, the TCP/UDP listeners of the kernels in `pids` (and their helpers) on a non-loopback
     address, while in `with`. Each such socket is looked up once (the machine's own, e.g. sshd's, too)."""
 
     def __init__(self):
@@ -127,7 +128,7 @@ class ListenerAudit:
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self):
-        while not self._stop.wait(0.02):
+        while not self._stop.wait(0.1):  # every 20 ms cost a fifth of a CPU per fault test (kernel time)
             new = not_loopback_inodes() - self._looked_up
             if new:
                 self.seen.update(listeners_of(self.pids, new))
