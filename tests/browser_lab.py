@@ -292,7 +292,8 @@ def open_notebook(page, lab: LabServer, name: str, timeout: float = 90.0) -> Non
     """Open `name` and wait until its kernel is idle. A page that has not loaded JupyterLab yet loads it
     with the notebook in a fresh workspace (?reset: no notebook of an earlier run comes back); one that
     has opens it in the JupyterLab it holds (`docmanager:open`), which spares loading the whole
-    application again (~5 s of CPU). Close the notebook before opening the next (`close_notebooks`)."""
+    application again (~5 s of CPU). A notebook opened earlier stays open behind it until
+    `close_notebooks`."""
     if page.evaluate("() => !!(window.jupyterapp && window.jupyterapp.started)"):
         command(page, "docmanager:open", {"path": name})
     else:

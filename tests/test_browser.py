@@ -4,7 +4,7 @@ One JupyterLab serves the whole module: the student's edition (outputs cleared) 
 notebooks/, as `make lab` serves it (see browser_lab.py). It is loaded once in one page, and each
 notebook is opened there with a fresh kernel: Run All, every code cell must show `[N]` with counts
 1..n, no error or stderr outside cells tagged `raises-exception`; then the notebook is closed, its
-kernel shut down, and no process it started may survive. Screenshots go to
+kernel shut down, and no process it started may survive (the `page` fixture, tests/conftest.py). Screenshots go to
 artifacts/browser/<notebook>.jpg: its first screenful, or the whole notebook when something failed.
 
 Skips without /usr/bin/chromium, except under CI=true where that is a failure.
@@ -21,7 +21,6 @@ import pytest
 from browser_lab import (
     REPO,
     SHOWN,
-    Tab,
     code_cells,
     command,
     open_notebook,
@@ -51,16 +50,10 @@ def lab(tmp_path_factory):
         yield server
 
 
-def finish(tab: Tab) -> None:
-    """Close the notebook, shut its kernel down, and check that no kernel or helper process survives."""
-    killed = tab.done()
-    assert not killed, f"still alive after the kernel was shut down (killed now): {killed}"
-
-
 @pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS] or [
     pytest.param("none", marks=pytest.mark.skip(reason="notebooks/ holds no notebook yet")),
 ])
-def test_notebook_runs_in_jupyterlab(lab, tab, page, name):
+def test_notebook_runs_in_jupyterlab(lab, page, name):
     committed = json.loads((lab.root_dir / name).read_text())
     shot = ARTIFACTS / f"{Path(name).stem}.jpg"
     open_notebook(page, lab, name)
@@ -79,7 +72,6 @@ def test_notebook_runs_in_jupyterlab(lab, tab, page, name):
     assert len(seen) == len(committed["cells"]), "JupyterLab shows a different number of cells than the file"
     assert not errors, "error output in cells not tagged raises-exception:\n" + "\n".join(errors)
     assert in_order, f"execution counts {counts}: not every code cell ran, in order"
-    finish(tab)
 
 
 LIVE_CELLS = [
@@ -90,7 +82,7 @@ LIVE_CELLS = [
 ]
 
 
-def test_live_card_changes_without_rerunning_the_cell(lab, tab, page):
+def test_live_card_changes_without_rerunning_the_cell(lab, page):
     from playwright.sync_api import expect
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in LIVE_CELLS])
@@ -119,4 +111,3 @@ def test_live_card_changes_without_rerunning_the_cell(lab, tab, page):
     assert "blocked in accept4" in blocked_text and "returned" in card.inner_text()
     assert re.search(r"blocked in accept4.* at \d+\.\d\d s.*\n.*returned.* at \d+\.\d\d s", card.inner_text()), (
         "the flipped card keeps its timeline: blocked at ..., then returned at ...")
-    finish(tab)

@@ -207,9 +207,14 @@ def workspace_of(kernel: Kernel) -> Path:
     return Path(result.outputs[-1]["text"].strip())
 
 
+def _middle(cells: list[Cell]) -> int:
+    """Where the first half of a lesson ends: kernel A runs each cell twice before it, kernel B from it on."""
+    return len(cells) // 2
+
+
 def first_half_twice_stop_rest_restart(notebook: Path, env: dict, audit: ListenerAudit, made: list[Path]) -> list[str]:
     cells = code_cells(notebook)
-    middle = len(cells) // 2
+    middle = _middle(cells)
     with Kernel(env) as kernel:
         audit.pids.add(kernel.pid)
         problems = [f"first half, each cell twice, {p}" for p in run_cells_twice(kernel, cells[:1])]
@@ -243,7 +248,7 @@ def kill_9_restart_run_all_second_half_twice(notebook: Path, env: dict, audit: L
             problems += [f"helper {p.pid} alive 2 s after kill -9 of the kernel" for p in survivors]
         kernel.restart()
         audit.pids.add(kernel.pid)
-        middle = len(cells) // 2
+        middle = _middle(cells)
         problems += [f"Run All after the restart, {p}" for p in run_cells(kernel, cells[:1])]
         after_setup = kernel.fds()
         problems += [f"Run All after the restart, {p}" for p in run_cells(kernel, cells[1:middle], 1)]
