@@ -124,7 +124,12 @@ class Kernel:
 
     def settled_fds(self, expected: dict[int, str], timeout: float = 2.0) -> dict[int, str]:
         """The kernel's descriptors once they are back to `expected` (or whatever they are at the timeout):
-        a helper's pipes close when its reader sees the end, a moment after the cell returns."""
+        a helper's pipes close when its reader sees the end, a moment after the cell returns.
+
+        Garbage is collected first. A socket held only by a reference cycle (registered in a selector
+        that a re-run cell replaced: the selector's map points back at the selector) is closed at
+        CPython's next collection, which comes when it comes: late, not leaked."""
+        self.client.execute_interactive("__import__('gc').collect()", silent=True, timeout=30)
         wait_until(lambda: len(self.fds()) == len(expected), timeout)
         return self.fds()
 

@@ -50,17 +50,15 @@ def _tcp_listener_ports() -> list[int]:
         return [int(fields[1].rsplit(":", 1)[1], 16) for fields in map(str.split, table) if fields[3] == "0A"]
 
 
-def _listener_listed_after(puppet: Puppet, backlog: int, decoy_port: int):
-    """A listener whose line comes after the decoy's, so that "take the first listener" never reads ours
-    on any run, whatever listeners of other programs come and go meanwhile (the decoy stays)."""
-    tries = 20
-    for tried in range(1, tries + 1):
-        sock, address = _tcp_listener(puppet, backlog)
-        ports = _tcp_listener_ports()
-        if tried == tries or (decoy_port in ports and address[1] in ports
-                              and ports.index(decoy_port) < ports.index(address[1])):
-            return sock, address
-        sock.close()
+def _decoy_and_listener(puppet: Puppet, backlog: int):
+    """Two listeners: the one listed first in /proc/net/tcp is the decoy, the other is the student's.
+    "Take the first listener" then never reads the student's, on any run, whatever listeners of other
+    programs come and go meanwhile: both stay, and so does their order (the table's order follows the
+    kernel's hash of the port, not the port)."""
+    pair = [_tcp_listener(puppet, backlog) for _ in range(2)]
+    ports = _tcp_listener_ports()
+    pair.sort(key=lambda listener: ports.index(listener[1][1]))
+    return pair
 
 
 def _connect(client: Puppet, address, count: int) -> list:
@@ -75,10 +73,9 @@ def _connect(client: Puppet, address, count: int) -> list:
 def check_queued_connections(report: Report, queued_connections) -> None:
     rng = report.rng
     with Puppet("exercise-server") as server, Puppet("exercise-clients") as clients:
-        decoy, decoy_address = _tcp_listener(server, BACKLOG)
+        (decoy, decoy_address), (listener, address) = _decoy_and_listener(server, BACKLOG)
         decoy_count = rng.randint(2, 6)
         _connect(clients, decoy_address, decoy_count)  # another listener, another number: the port must matter
-        listener, address = _listener_listed_after(server, BACKLOG, decoy_address[1])
         port = address[1]
         # counts of 10 and more read differently in hex and in decimal; they change from run to run
         for connect, accept in [(0, 0), (rng.randint(10, 13), 0), (0, rng.randint(1, 2)), (rng.randint(4, 8), 0)]:
