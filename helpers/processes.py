@@ -21,11 +21,13 @@ import os
 import pwd
 import queue
 import signal
-import subprocess
 import sys
-import sysconfig
 import threading
 import weakref
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, for the same reason as below
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = ["PARENT_ENV", "descendants", "die_with_parent", "drop_privileges", "start", "stat_fields", "stop",
            "stop_all"]
@@ -35,6 +37,9 @@ _PR_SET_PDEATHSIG = 1
 _children: weakref.WeakSet[subprocess.Popen] = weakref.WeakSet()
 
 
+# `subprocess` and `sysconfig` are imported by the functions that start and stop children, not here:
+# every child imports this module for die_with_parent(), and they would add ~8 ms of CPU to each of
+# the thousands of puppets and sandboxes a test run starts.
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the directory holding helpers/
 
 
@@ -46,6 +51,9 @@ def start(module: str, *args: str, pass_fds=(), skip_site: bool = False, **popen
     milliseconds of CPU per start, and the checkers start a process for every run. helpers/ and
     the installed packages stay importable: their directories go on PYTHONPATH.
     """
+    import subprocess
+    import sysconfig
+
     env = dict(os.environ, **{PARENT_ENV: str(os.getpid())})
     if skip_site:
         packages = dict.fromkeys(sysconfig.get_path(kind) for kind in ("purelib", "platlib"))
@@ -96,6 +104,8 @@ def _fork_forever() -> None:
 
 def stop(proc: subprocess.Popen, timeout: float = 2.0) -> int:
     """Terminate, wait up to `timeout`, then kill; always reap. Returns the exit status."""
+    import subprocess
+
     if proc.poll() is None:
         proc.terminate()
         try:

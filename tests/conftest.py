@@ -28,6 +28,7 @@ computes instead of storing.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import psutil
@@ -36,6 +37,12 @@ import pytest
 from helpers import workspace
 from helpers.exercises.kit import ALLOWANCE_ENV
 from helpers.observe import wait_until
+
+# pytest keeps each test module it rewrites (for its assert messages) as bytecode beside it, but not
+# under PYTHONDONTWRITEBYTECODE (set on many CI machines, and here): then every xdist worker parses and
+# rewrites every test module anew on every run, ~2 s of CPU each. This process only: its children
+# (kernels, puppets) keep the setting; `make bytecode` compiles helpers/ for them.
+sys.dont_write_bytecode = False
 
 LONGEST_FIRST = ("tests/test_browser.py", "tests/test_other_settings.py", "tests/test_faults.py", "notebooks/")
 SHARED_BY_FILE = ("notebooks/", "tests/test_browser_student.py")

@@ -143,3 +143,13 @@ def test_drop_privileges_to_nobody_rearms_the_death_signal():
     assert out.returncode == 0, out.stderr
     entry = pwd.getpwnam("nobody")
     assert out.stdout.split() == [str(entry.pw_uid), str(entry.pw_gid), "[]", str(int(signal.SIGKILL))]
+
+
+@pytest.mark.parametrize("child", ["puppet_child", "exercises.sandbox", "exercises.holder", "capstone.framing_run"])
+def test_a_child_imports_none_of_the_parent_side_modules(child):
+    """Thousands of children start in a test run: the modules only a parent needs (subprocess to start
+    them, dataclasses with inspect) would add their import time to every one."""
+    probe = f"import sys, helpers.{child}; print(*sorted({{'subprocess', 'dataclasses', 'inspect'}} & set(sys.modules)))"
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(processes.__file__)))
+    found = subprocess.run([sys.executable, "-S", "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert found.stdout.split() == [], f"helpers.{child} imports {found.stdout.strip()}"
