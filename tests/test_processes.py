@@ -153,3 +153,41 @@ def test_a_child_imports_none_of_the_parent_side_modules(child):
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(processes.__file__)))
     found = subprocess.run([sys.executable, "-S", "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert found.stdout.split() == [], f"helpers.{child} imports {found.stdout.strip()}"
+
+
+# A process with a zombie child (never waited for) and a child that has a child of its own.
+_FAMILY = """
+import os, time
+zombie = os.fork()
+if zombie == 0:
+    os._exit(0)
+child = os.fork()
+if child == 0:
+    grandchild = os.fork()
+    if grandchild == 0:
+        time.sleep(60)
+        os._exit(0)
+    print(zombie, os.getpid(), grandchild, flush=True)
+    time.sleep(60)
+    os._exit(0)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("children_files", [True, False], ids=["children files", "every stat file"])
+def test_descendants_finds_grandchildren_and_leaves_out_zombies_unless_asked(children_files, monkeypatch):
+    if children_files and not processes._CHILDREN_FILES:
+        pytest.skip("this kernel has no /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN)")
+    monkeypatch.setattr(processes, "_CHILDREN_FILES", children_files)
+    family = subprocess.Popen([sys.executable, "-c", _FAMILY], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        zombie, child, grandchild = map(int, family.stdout.readline().split())
+        assert wait_until(lambda: (processes.stat_fields(zombie) or ["?"])[0] == "Z", 5.0)
+        assert sorted(processes.descendants(family.pid)) == sorted([child, grandchild])
+        assert sorted(processes.descendants(family.pid, zombies=True)) == sorted([zombie, child, grandchild])
+        assert processes.descendants(grandchild) == []
+    finally:
+        os.killpg(family.pid, signal.SIGKILL)  # the whole family: forks stay in the group
+        family.wait()
+        family.stdout.close()

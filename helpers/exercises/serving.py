@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from helpers import processes
 from helpers.exercises.kit import limit, scratch_path, started
 from helpers.exercises.report import Report, checker
 from helpers.kernel_view import fds, unix_sockets
@@ -95,34 +96,6 @@ def _holders(inode: int) -> list[int]:
     return found
 
 
-def _stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def _tasks(pid: int) -> list[str]:
-    """The thread ids of `pid`; none once it has gone (it may go while we look)."""
-    try:
-        return os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for tid in _tasks(parent):
-            with contextlib.suppress(OSError), open(f"/proc/{parent}/task/{tid}/children") as f:
-                kids = [int(c) for c in f.read().split()]
-                found += kids
-                todo += kids
-    return found
-
-
 class _Watcher:
     """Reads the student's server process every SAMPLE seconds until told to stop."""
 
@@ -138,7 +111,7 @@ class _Watcher:
         if self._inode is None:
             return
         holders = _holders(self._inode)
-        parents = {h: (_stat(h) or ["", "0"])[1] for h in holders}
+        parents = {h: (processes.stat_fields(h) or ["", "0"])[1] for h in holders}
         roots = [h for h in holders if int(parents[h]) not in holders]
         if roots:
             self.watch.pid = min(roots)
@@ -151,15 +124,15 @@ class _Watcher:
                 self._read(self.watch.pid)
 
     def _read(self, pid: int) -> None:
-        stat = _stat(pid)
+        stat = processes.stat_fields(pid)
         if stat is None:
             return
         ticks = os.sysconf("SC_CLK_TCK")
         self.watch.cpu_seconds = (int(stat[11]) + int(stat[12])) / ticks
         self.watch.max_threads = max(self.watch.max_threads, int(stat[17]))
         now = time.monotonic()
-        for child in _descendants(pid):
-            child_stat = _stat(child)
+        for child in processes.descendants(pid, zombies=True):
+            child_stat = processes.stat_fields(child)
             if child_stat is None:
                 continue
             self.watch.processes.setdefault(child, float(child_stat[19]))
@@ -181,7 +154,7 @@ class _Watcher:
             return None
 
     def cpu_now(self) -> float:
-        stat = _stat(self.watch.pid) if self.watch.pid else None
+        stat = processes.stat_fields(self.watch.pid) if self.watch.pid else None
         return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK") if stat else self.watch.cpu_seconds
 
     def stop(self) -> Watch:
