@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +37,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from helpers.socket_dir import SUN_PATH_MAX
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -78,6 +81,21 @@ def _die_with_parent() -> None:  # preexec_fn: if pytest is killed, the server g
     ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
+def kernel_runtime_dir() -> Path:
+    """A private directory (0700) for the test lab's connection files and its kernels' sockets.
+
+    The test lab's kernels talk to it over AF_UNIX sockets (--KernelManager.transport=ipc), not TCP:
+    over TCP, jupyter_client picks each kernel's ports by binding port 0 and letting go, and on a
+    loaded test run another process can take one before the kernel binds it; the kernel then dies,
+    and every restart reuses the same ports (seen: 'Address already in use' six times, then 'Kernel
+    died'). Their paths, <dir>/kernel-<uuid>-ipc-<n>, must fit in sun_path: a short base is chosen."""
+    longest = len("/sll-lab-12345678/kernel-") + 36 + len("-ipc-5")
+    for base in (tempfile.gettempdir(), "/tmp", "/dev/shm", "/var/tmp"):
+        if len(os.fsencode(base)) + longest <= SUN_PATH_MAX and os.access(base, os.W_OK | os.X_OK):
+            return Path(tempfile.mkdtemp(prefix="sll-lab-", dir=base))
+    raise OSError("no writable temporary directory short enough for the kernels' socket paths")
+
+
 class LabServer:
     """`jupyter lab` on 127.0.0.1 serving a temp copy of `source` (a notebooks/ folder)."""
 
@@ -91,6 +109,7 @@ class LabServer:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "jupyterlab.log"
+        self.runtime_dir = kernel_runtime_dir()
         self.proc: subprocess.Popen | None = None
         self.seen: dict[int, tuple[float, str]] = {}  # pid -> (create time, cmdline): every descendant seen
         self.sync_lines: list[str] = []  # what the student's first `make lab` printed
@@ -105,11 +124,11 @@ class LabServer:
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
-        for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR",
-                    "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
             path = self.workdir / var.lower()
             path.mkdir(parents=True, exist_ok=True)
             env[var] = str(path)
+        env["JUPYTER_RUNTIME_DIR"] = str(self.runtime_dir)
         env.pop("JUPYTER_PATH", None)
         env.pop("JUPYTER_CONFIG_PATH", None)
         env["PYTHONUNBUFFERED"] = "1"
@@ -132,6 +151,7 @@ class LabServer:
             f"--LabApp.app_settings_dir={self._settings_dir()}",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False",
+            "--KernelManager.transport=ipc",
         ]
         if os.geteuid() == 0:
             cmd.append("--allow-root")
@@ -239,7 +259,9 @@ class LabServer:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and self.survivors():
             time.sleep(0.1)
-        return self.kill_survivors()
+        leftovers = self.kill_survivors()
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        return leftovers
 
 
 @contextmanager
