@@ -28,7 +28,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -37,8 +36,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from helpers.socket_dir import SUN_PATH_MAX
+from kernels import kernel_runtime_dir
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -79,21 +77,6 @@ def free_port() -> int:
 
 def _die_with_parent() -> None:  # preexec_fn: if pytest is killed, the server goes too
     ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
-def kernel_runtime_dir() -> Path:
-    """A private directory (0700) for the test lab's connection files and its kernels' sockets.
-
-    The test lab's kernels talk to it over AF_UNIX sockets (--KernelManager.transport=ipc), not TCP:
-    over TCP, jupyter_client picks each kernel's ports by binding port 0 and letting go, and on a
-    loaded test run another process can take one before the kernel binds it; the kernel then dies,
-    and every restart reuses the same ports (seen: 'Address already in use' six times, then 'Kernel
-    died'). Their paths, <dir>/kernel-<uuid>-ipc-<n>, must fit in sun_path: a short base is chosen."""
-    longest = len("/sll-lab-12345678/kernel-") + 36 + len("-ipc-5")
-    for base in (tempfile.gettempdir(), "/tmp", "/dev/shm", "/var/tmp"):
-        if len(os.fsencode(base)) + longest <= SUN_PATH_MAX and os.access(base, os.W_OK | os.X_OK):
-            return Path(tempfile.mkdtemp(prefix="sll-lab-", dir=base))
-    raise OSError("no writable temporary directory short enough for the kernels' socket paths")
 
 
 class LabServer:

@@ -10,15 +10,18 @@ import json
 import os
 import queue
 import re
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from jupyter_client.manager import start_new_kernel
+from jupyter_client.manager import KernelManager
 
 from helpers.observe import wait_until
+from helpers.socket_dir import SUN_PATH_MAX
 
 ROOT = Path(__file__).resolve().parent.parent
 _LIBRARY_DIRS = tuple({sys.prefix + "/", sys.base_prefix + "/"})
@@ -49,13 +52,38 @@ class Result:
     outputs: list[dict] = field(default_factory=list)
 
 
+def kernel_runtime_dir() -> Path:
+    """A private directory (0700) for kernels' connection files and their AF_UNIX sockets.
+
+    The tests' kernels (here, and the test lab's) talk over AF_UNIX sockets (transport "ipc"), not
+    TCP: over TCP, jupyter_client picks a kernel's ports by binding port 0 and letting go, and on a
+    loaded test run another process can take one before the kernel binds it; the kernel then dies,
+    and every restart reuses the same ports (seen: 'Address already in use' six times, then 'Kernel
+    died'). Their paths, <dir>/kernel-<uuid>-ipc-<n> at most, must fit in sun_path: a short base."""
+    longest = len("/sll-lab-12345678/kernel-") + 36 + len("-ipc-5")
+    for base in (tempfile.gettempdir(), "/tmp", "/dev/shm", "/var/tmp"):
+        if len(os.fsencode(base)) + longest <= SUN_PATH_MAX and os.access(base, os.W_OK | os.X_OK):
+            return Path(tempfile.mkdtemp(prefix="sll-lab-", dir=base))
+    raise OSError("no writable temporary directory short enough for the kernels' socket paths")
+
+
 class Kernel:
-    """A Python kernel started in notebooks/, like JupyterLab and nbval start it."""
+    """A Python kernel started in notebooks/, as JupyterLab and nbval start it, but reached over AF_UNIX
+    sockets in a private directory of its own (see `kernel_runtime_dir`)."""
 
     def __init__(self, env: dict | None = None):
         self.env = dict(os.environ, **(env or {}))
-        self.manager, self.client = start_new_kernel(kernel_name="python3", cwd=str(ROOT / "notebooks"),
-                                                     env=self.env, startup_timeout=60)
+        self.runtime_dir = kernel_runtime_dir()
+        self.manager = KernelManager(kernel_name="python3", transport="ipc",
+                                     connection_file=str(self.runtime_dir / "kernel.json"))
+        self.manager.start_kernel(cwd=str(ROOT / "notebooks"), env=self.env)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        try:
+            self.client.wait_for_ready(timeout=60)
+        except RuntimeError:
+            self.shutdown()
+            raise
         self.pid = self.manager.provisioner.pid
 
     def run(self, code: str, timeout: float = 60.0) -> Result:
@@ -145,6 +173,7 @@ class Kernel:
             self.manager.shutdown_kernel(now=True)
         except Exception:
             pass
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def __enter__(self) -> Kernel:
         return self
