@@ -25,7 +25,10 @@ import sys
 import threading
 import weakref
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, for the same reason as below
+# `subprocess` and `sysconfig` are imported by the functions that start and stop children, not here:
+# every child imports this module for die_with_parent(), and they would add ~8 ms of CPU to each of
+# the thousands of puppets and sandboxes a test run starts. Nor `typing`, for its TYPE_CHECKING.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
 
@@ -37,9 +40,6 @@ _PR_SET_PDEATHSIG = 1
 _children: weakref.WeakSet[subprocess.Popen] = weakref.WeakSet()
 
 
-# `subprocess` and `sysconfig` are imported by the functions that start and stop children, not here:
-# every child imports this module for die_with_parent(), and they would add ~8 ms of CPU to each of
-# the thousands of puppets and sandboxes a test run starts.
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the directory holding helpers/
 
 

@@ -60,10 +60,10 @@ def kernel_runtime_dir() -> Path:
     loaded test run another process can take one before the kernel binds it; the kernel then dies,
     and every restart reuses the same ports (seen: 'Address already in use' six times, then 'Kernel
     died'). Their paths, <dir>/kernel-<uuid>-ipc-<n> at most, must fit in sun_path: a short base."""
-    longest = len("/sll-lab-12345678/kernel-") + 36 + len("-ipc-5")
+    longest = len("/sll-kernel-12345678/kernel-") + 36 + len("-ipc-5")
     for base in (tempfile.gettempdir(), "/tmp", "/dev/shm", "/var/tmp"):
         if len(os.fsencode(base)) + longest <= SUN_PATH_MAX and os.access(base, os.W_OK | os.X_OK):
-            return Path(tempfile.mkdtemp(prefix="sll-lab-", dir=base))
+            return Path(tempfile.mkdtemp(prefix="sll-kernel-", dir=base))
     raise OSError("no writable temporary directory short enough for the kernels' socket paths")
 
 
