@@ -329,7 +329,7 @@ def supervise(source: str, name: str, args: tuple, timeout: float, repeat: int |
         report["ended"] = ({"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status)
                            else {"exit": os.WEXITSTATUS(status)})
     grace = time.monotonic() + CHILD_GRACE
-    left = _descendants()  # each look reads the stat file of every process on the machine: look rarely
+    left = _descendants()  # each look reads /proc (processes.descendants): one every 20 ms at most, below
     while left and time.monotonic() < grace:
         pipes.pump(time.monotonic() + 0.02)
         _reap()
