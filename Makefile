@@ -21,8 +21,9 @@ SYSTEM_NEEDS := $(if $(filter test,$(MAKECMDGOALS)),$(if $(filter skip,$(BROWSER
 PYTEST_NB := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 60 \
 	--ignore=notebooks/solutions -p no:cacheprovider
 PYTEST_BROWSER := $(if $(filter skip,$(BROWSER)),-m 'not browser')
-# pytest-xdist workers: the tests mostly wait (on kernels, timeouts, the kernel's timers), so more
-# workers than cores; tests/conftest.py defines the units a worker takes whole (a notebook: one).
+# pytest-xdist workers: more than cores, since tests also wait (on kernels, timeouts, the kernel's
+# timers); on 2 cores a whole run keeps both busy, and 7 workers were slower than 5 (contention).
+# tests/conftest.py defines the units a worker takes whole (a notebook: one).
 JOBS ?= 5
 PARALLEL := -n $(JOBS) --dist loadscope --no-loadscope-reorder
 LINTED := $(wildcard helpers tests bench)
