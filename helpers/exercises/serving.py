@@ -179,10 +179,10 @@ def _connect(path: str, deadline: float) -> socket.socket | None:
     return None
 
 
-def _read_all(sock: socket.socket, client: Client, deadline: float) -> None:
+def _read_all(sock: socket.socket, client: Client, deadline: float, size: int = 65536) -> None:
     while True:
         sock.settimeout(max(0.01, deadline - time.monotonic()))
-        chunk = sock.recv(65536)
+        chunk = sock.recv(size)
         if not chunk:
             client.eof = True
             return
@@ -323,7 +323,10 @@ def _greedy_then_probe(path: str, greedy: Client, probe: Client, stop_at: float)
             return
         _talk(path, probe, [b"am I served?"], 0.0, time.monotonic() + QUICK_WAIT)
         try:
-            _read_all(sock, greedy, stop_at)
+            # In small bites: the server then writes its backlog faster than we read it, and its queue fills.
+            # A server that sendall()s on a non-blocking socket meets BlockingIOError; a reader as fast as
+            # the writer (recv(65536)) could let it through on some runs.
+            _read_all(sock, greedy, stop_at, size=4096)
         except TimeoutError:
             greedy.error = "timed out"
         except OSError as error:
