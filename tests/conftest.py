@@ -27,6 +27,7 @@ computes instead of storing.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -48,6 +49,19 @@ LONGEST_FIRST = ("tests/test_browser.py", "tests/test_other_settings.py", "tests
 SHARED_BY_FILE = ("notebooks/", "tests/test_browser_student.py")
 BROWSER = "tests/test_browser.py"
 BROWSER_UNITS = 3
+
+
+def pytest_configure(config):
+    """nbval starts its kernels with its own copy of jupyter_client's start_new_kernel, over TCP, and
+    has no setting for the transport: its module's function is replaced by ours, over AF_UNIX sockets
+    (tests/kernels.py: kernel_runtime_dir says why). With --nbval, when this file is loaded (`make test`
+    collects tests/); `pytest notebooks` alone, as `make flake` runs it, keeps nbval's own."""
+    if config.getoption("nbval", default=False) or config.getoption("nbval_lax", default=False):
+        import nbval.kernel
+        from kernels import start_kernel
+
+        nbval.kernel.start_new_kernel = functools.partial(
+            start_kernel, kernel_spec_manager=nbval.kernel.NbvalKernelspecManager())
 
 
 def pytest_report_header(config):

@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +56,7 @@ class Result:
 def kernel_runtime_dir() -> Path:
     """A private directory (0700) for kernels' connection files and their AF_UNIX sockets.
 
-    The tests' kernels (here, and the test lab's) talk over AF_UNIX sockets (transport "ipc"), not
+    The tests' kernels (here, nbval's and the test lab's) talk over AF_UNIX sockets (transport "ipc"), not
     TCP: over TCP, jupyter_client picks a kernel's ports by binding port 0 and letting go, and on a
     loaded test run another process can take one before the kernel binds it; the kernel then dies,
     and every restart reuses the same ports (seen: 'Address already in use' six times, then 'Kernel
@@ -67,23 +68,34 @@ def kernel_runtime_dir() -> Path:
     raise OSError("no writable temporary directory short enough for the kernels' socket paths")
 
 
+def start_kernel(kernel_name: str = "python3", startup_timeout: float = 60.0, kernel_spec_manager=None, **start):
+    """jupyter_client's start_new_kernel (nbval has a copy), over AF_UNIX sockets in a directory of its own
+    (`kernel_runtime_dir`): the kernel's manager and a client that has seen it ready. `start` goes to
+    start_kernel (cwd, env, ...). The directory is removed with the manager."""
+    runtime_dir = kernel_runtime_dir()
+    options = {"kernel_spec_manager": kernel_spec_manager} if kernel_spec_manager is not None else {}
+    manager = KernelManager(kernel_name=kernel_name, transport="ipc",
+                            connection_file=str(runtime_dir / "kernel.json"), **options)
+    weakref.finalize(manager, shutil.rmtree, runtime_dir, True)
+    manager.start_kernel(**start)
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=startup_timeout)
+    except RuntimeError:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+        raise
+    return manager, client
+
+
 class Kernel:
-    """A Python kernel started in notebooks/, as JupyterLab and nbval start it, but reached over AF_UNIX
-    sockets in a private directory of its own (see `kernel_runtime_dir`)."""
+    """A Python kernel started in notebooks/, as JupyterLab and nbval start it (over AF_UNIX sockets:
+    `start_kernel`)."""
 
     def __init__(self, env: dict | None = None):
         self.env = dict(os.environ, **(env or {}))
-        self.runtime_dir = kernel_runtime_dir()
-        self.manager = KernelManager(kernel_name="python3", transport="ipc",
-                                     connection_file=str(self.runtime_dir / "kernel.json"))
-        self.manager.start_kernel(cwd=str(ROOT / "notebooks"), env=self.env)
-        self.client = self.manager.client()
-        self.client.start_channels()
-        try:
-            self.client.wait_for_ready(timeout=60)
-        except RuntimeError:
-            self.shutdown()
-            raise
+        self.manager, self.client = start_kernel("python3", 60, cwd=str(ROOT / "notebooks"), env=self.env)
         self.pid = self.manager.provisioner.pid
 
     def run(self, code: str, timeout: float = 60.0) -> Result:
@@ -173,7 +185,7 @@ class Kernel:
             self.manager.shutdown_kernel(now=True)
         except Exception:
             pass
-        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        shutil.rmtree(Path(self.manager.connection_file).parent, ignore_errors=True)
 
     def __enter__(self) -> Kernel:
         return self
