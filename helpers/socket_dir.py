@@ -24,7 +24,7 @@ import tempfile
 from helpers.explain import for_notebook
 from helpers.kernel_view import unix_sockets
 
-__all__ = ["SUN_PATH_MAX", "Workspace", "workspace"]
+__all__ = ["SUN_PATH_MAX", "Workspace", "short_base", "workspace"]
 
 SUN_PATH_MAX = 107  # bytes of path; the 108th byte of sun_path holds the NUL
 _PREFIX = "sll-"
@@ -47,10 +47,11 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
-def _short_base() -> str:
+def short_base(room: int = _ROOM_FOR_NAMES) -> str:
+    """The first writable one of TMPDIR, /tmp, /dev/shm, /var/tmp that leaves `room` bytes of sun_path."""
     candidates = [tempfile.gettempdir(), *_FALLBACKS]
     for base in candidates:
-        if len(os.fsencode(base)) + _ROOM_FOR_NAMES <= SUN_PATH_MAX and os.access(base, os.W_OK | os.X_OK):
+        if len(os.fsencode(base)) + room <= SUN_PATH_MAX and os.access(base, os.W_OK | os.X_OK):
             return base
     raise OSError(f"no writable temporary directory short enough for socket paths among {candidates}")
 
@@ -95,7 +96,7 @@ class Workspace:
     """The kernel's private directory. `path(name)` gives a socket path that fits sun_path."""
 
     def __init__(self):
-        base = _short_base()
+        base = short_base()
         self.swept = sweep(base)
         self.dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base)  # mkdtemp: mode 0700
         with open(os.path.join(self.dir, "owner"), "w") as f:

@@ -22,7 +22,7 @@ import psutil
 from jupyter_client.manager import KernelManager
 
 from helpers.observe import wait_until
-from helpers.socket_dir import SUN_PATH_MAX
+from helpers.socket_dir import short_base
 
 ROOT = Path(__file__).resolve().parent.parent
 _LIBRARY_DIRS = tuple({sys.prefix + "/", sys.base_prefix + "/"})
@@ -62,16 +62,14 @@ def kernel_runtime_dir() -> Path:
     and every restart reuses the same ports (seen: 'Address already in use' six times, then 'Kernel
     died'). Their paths, <dir>/kernel-<uuid>-ipc-<n> at most, must fit in sun_path: a short base."""
     longest = len("/sll-kernel-12345678/kernel-") + 36 + len("-ipc-5")
-    for base in (tempfile.gettempdir(), "/tmp", "/dev/shm", "/var/tmp"):
-        if len(os.fsencode(base)) + longest <= SUN_PATH_MAX and os.access(base, os.W_OK | os.X_OK):
-            return Path(tempfile.mkdtemp(prefix="sll-kernel-", dir=base))
-    raise OSError("no writable temporary directory short enough for the kernels' socket paths")
+    return Path(tempfile.mkdtemp(prefix="sll-kernel-", dir=short_base(room=longest)))
 
 
 def start_kernel(kernel_name: str = "python3", startup_timeout: float = 60.0, kernel_spec_manager=None, **start):
     """jupyter_client's start_new_kernel (nbval has a copy), over AF_UNIX sockets in a directory of its own
     (`kernel_runtime_dir`): the kernel's manager and a client that has seen it ready. `start` goes to
-    start_kernel (cwd, env, ...). The directory is removed with the manager."""
+    start_kernel (cwd, env, ...). The directory goes when the manager is collected (a reference cycle keeps
+    it until CPython's next collection: nbval's kernels, which we cannot see stop), or by `Kernel.shutdown`."""
     runtime_dir = kernel_runtime_dir()
     options = {"kernel_spec_manager": kernel_spec_manager} if kernel_spec_manager is not None else {}
     manager = KernelManager(kernel_name=kernel_name, transport="ipc",
@@ -185,7 +183,7 @@ class Kernel:
             self.manager.shutdown_kernel(now=True)
         except Exception:
             pass
-        shutil.rmtree(Path(self.manager.connection_file).parent, ignore_errors=True)
+        shutil.rmtree(Path(self.manager.connection_file).parent, ignore_errors=True)  # at once, not at collection
 
     def __enter__(self) -> Kernel:
         return self
