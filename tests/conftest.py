@@ -32,8 +32,8 @@ import os
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
+from exercise_support import running_descendants
 
 from helpers import workspace
 from helpers.exercises.kit import ALLOWANCE_ENV
@@ -110,17 +110,6 @@ def pytest_xdist_make_scheduler(config, log):
     return Units(config, log)
 
 
-def _descendants() -> dict[int, str]:
-    found = {}
-    for process in psutil.Process().children(recursive=True):
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE:
-                found[process.pid] = process.name()
-        except psutil.NoSuchProcess:
-            continue
-    return found
-
-
 def _socket_and_pipe_fds() -> dict[str, str]:
     found = {}
     for name in os.listdir("/proc/self/fd"):
@@ -135,10 +124,10 @@ def _socket_and_pipe_fds() -> dict[str, str]:
 
 @pytest.fixture
 def no_process_left():
-    before = set(_descendants())
+    before = set(running_descendants())
 
     def extra() -> dict[int, str]:
-        return {pid: name for pid, name in _descendants().items() if pid not in before}
+        return {pid: name for pid, name in running_descendants().items() if pid not in before}
 
     yield
     wait_until(lambda: not extra(), 3.0)  # a helper asked to stop may take a moment to exit

@@ -13,10 +13,9 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-import psutil
 import pytest
 
-from helpers import stop_all, workspace
+from helpers import processes, stop_all, workspace
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
 
@@ -35,9 +34,18 @@ def assert_caught(report, phrases: list[str]) -> None:
         assert phrase in repr(report), repr(report)
 
 
-def _descendants() -> list[str]:
-    return [f"{p.pid} {p.name()}" for p in psutil.Process().children(recursive=True)
-            if p.status() != psutil.STATUS_ZOMBIE]
+def running_descendants() -> dict[int, str]:
+    """This process's descendants still running, by pid, with their names: walked down from us
+    (helpers.processes.descendants), not found by reading every process's stat file as psutil's
+    children() does (milliseconds on a machine busy with a whole test run, several times a test)."""
+    found = {}
+    for pid in processes.descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/comm") as comm:
+                found[pid] = comm.read().strip()
+        except OSError:  # it ended while we looked
+            continue
+    return found
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +54,7 @@ def nothing_left_behind(short_allowance):
     yield
     assert stop_all() == 0, "a checker left a puppet running"
     assert workspace().sockets() == [], "a checker left a socket file in the workspace"
-    assert _descendants() == [], "a checker left a process running"
+    assert running_descendants() == {}, "a checker left a process running"
     sockets = [fd for fd in set(os.listdir("/proc/self/fd")) - fds_before
                if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")] if os.path.exists("/proc/self/fd") else []
     assert sockets == [], "a checker left a socket open in the test process"
