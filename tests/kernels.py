@@ -27,7 +27,7 @@ from helpers.socket_dir import short_base
 ROOT = Path(__file__).resolve().parent.parent
 _LIBRARY_DIRS = tuple({sys.prefix + "/", sys.base_prefix + "/"})
 _TRANSIENT = {"anon_inode:[eventfd]"}
-_HISTORY = re.compile(r"/history\.sqlite(-journal|-wal|-shm)?$")
+_HISTORY = re.compile(r"/history\.sqlite(-journal|-wal|-shm)?$|/profile_[^/]+$")
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 
@@ -107,7 +107,12 @@ class Kernel:
             if kind in ("stream", "display_data", "execute_result", "error"):
                 result.outputs.append(content)
 
-        self.client.execute_interactive(code, timeout=timeout, output_hook=hook, allow_stdin=False)
+        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=hook, allow_stdin=False)
+        content = reply["content"]
+        if content["status"] != "ok" and result.error is None:
+            # IOPub is publish/subscribe: a kernel sending faster than we read may drop its error message
+            # there, never on the shell channel, whose reply carries the outcome too
+            result.error = f"{content.get('ename', content['status'])}: {content.get('evalue', '')} (from the reply)"
         return result
 
     def start(self, code: str) -> str:
@@ -147,7 +152,8 @@ class Kernel:
           of the process: files under the Python installation, opened once, never sockets or pipes;
         - ipykernel opens an eventfd for each thread that sends output (our cards are updated from
           other threads) and closes those of ended threads only every 10 s;
-        - the IPython history database is open only while it writes.
+        - the IPython history database is open only while it writes, and so is its directory (the
+          profile's), which SQLite opens to sync it after a write (seen once at the end of a lesson).
         The helpers never make an eventfd, so leaving them out hides no leak of ours.
         """
         table = {}
