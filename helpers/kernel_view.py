@@ -4,8 +4,10 @@ Sources, all read-only:
 
     /proc/<pid>/fd/N -> "socket:[inode]"     which descriptors are sockets
     /proc/net/unix, /proc/net/tcp{,6}, udp    every socket of the machine, by inode
-    ss -H -n ...                              queues: for a listening socket Recv-Q = connections
-                                              waiting in the accept queue, Send-Q = the backlog
+    sock_diag over netlink (helpers.sock_diag) queues and timers, what `ss` asks the kernel: for a
+                                              listening socket Recv-Q = connections waiting in the
+                                              accept queue, Send-Q = the backlog (`ss` where the
+                                              kernel has no sock_diag)
     /proc/net/netstat, /proc/net/snmp         the kernel's event counters (TcpExt ListenOverflows, ...)
     /proc/sys/net/...                         the socket settings (sysctls) of this network namespace
 
@@ -18,9 +20,12 @@ import ipaddress
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
+
+from helpers import sock_diag
 
 __all__ = [
     "AcceptQueue", "SynSchedule", "TcpSocket", "accept_queue", "connection_state", "fd_flags", "fds", "net_counter",
@@ -151,7 +156,30 @@ def ss(*args: str) -> list[list[str]]:
 
 
 def accept_queue(address) -> AcceptQueue | None:
-    """The accept queue of the listening socket at `address` (a path, or (host, port)); None if none."""
+    """The accept queue of the listening socket at `address` (a path, or (host, port)); None if none.
+
+    A bound socket that does not listen (yet) has no accept queue: sock_diag is asked for listeners only.
+    """
+    try:
+        if isinstance(address, str | bytes):
+            name = os.fsencode(address)
+            found = [(s.recv_q, s.send_q) for s in sock_diag.unix(1 << sock_diag.LISTEN) if s.name == name]
+        else:
+            host, port = address[0], address[1]
+            found = [(s.recv_q, s.send_q) for family in _families(host)
+                     for s in sock_diag.tcp(family, 1 << sock_diag.LISTEN)
+                     if s.local[1] == port and s.local[0] in (host, "0.0.0.0", "::")]
+    except OSError:  # no sock_diag here (its module not loaded): `ss` reads /proc/net instead
+        return _accept_queue_from_ss(address)
+    return AcceptQueue(*found[0]) if found else None
+
+
+def _families(host: str) -> tuple[int, ...]:
+    """The address families whose listeners may take connections to `host` (IPv6 ones take IPv4 too)."""
+    return (socket.AF_INET6,) if ":" in host else (socket.AF_INET, socket.AF_INET6)
+
+
+def _accept_queue_from_ss(address) -> AcceptQueue | None:
     if isinstance(address, str | bytes):
         path = os.fsdecode(address).replace("\0", "@", 1)
         for row in ss("-x", "-l"):
@@ -189,6 +217,17 @@ def retransmissions(local: tuple[str, int]) -> int | None:
     the kernel gives up with ETIMEDOUT (tcp_syn_retries, or TCP_SYNCNT on the socket).
     Introduced in 03-listen-and-backlog.
     """
+    host, port = local[0], local[1]
+    try:
+        found = [s for family in _families(host) for s in sock_diag.tcp(family) if s.local == (host, port)]
+    except OSError:  # no sock_diag here: `ss -o` shows the same timer
+        return _retransmissions_from_ss(local)
+    if not found:
+        return None
+    return found[0].retransmits if found[0].timer == sock_diag.TIMER_RETRANSMIT else 0
+
+
+def _retransmissions_from_ss(local: tuple[str, int]) -> int | None:
     rows = ss("-t", "-o", "state", "all", "src", f"{local[0]}:{local[1]}")
     if not rows:
         return None
@@ -274,7 +313,7 @@ class SynSchedule:
         """Whether resends seen at `seen` s (and a connect() that ended at `ended` s) fit the prediction.
 
         Only the resends seen are compared, unless `ended` is given: then all of them, and the end.
-        `late` forgives the delay of watching from user space (ss is polled) on a loaded machine.
+        `late` forgives the delay of watching from user space (the timer is polled) on a loaded machine.
         """
         predicted, times = list(self.resends[:len(seen)]), list(seen)
         if ended is not None:
@@ -314,7 +353,7 @@ def predict_syn_schedule(syn_retries: int, linear_timeouts: int | None) -> SynSc
 def watch_resends(local: tuple[str, int], started: float, stop, timeout: float) -> list[float]:
     """When the SYN of the connecting socket at `local` was resent: seconds after `started`.
 
-    Polls the retransmit count that `ss -o` shows (see retransmissions) until `stop(times)` is true
+    Polls the retransmit count that `ss -o` shows (see retransmissions) every 10 ms until `stop(times)` is true
     or `timeout` seconds have passed. Introduced in 03-listen-and-backlog.
     """
     times: list[float] = []

@@ -23,11 +23,11 @@ here (once per kernel, plus every cell once more), not six. The real notebooks r
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import socket
 import stat
-import struct
 import threading
 from pathlib import Path
 
@@ -35,7 +35,8 @@ import psutil
 import pytest
 from kernels import NOTEBOOKS, Cell, Kernel, code_cells, gone_within, long_tmpdir
 
-from helpers.kernel_view import ss
+from helpers import sock_diag
+from helpers.kernel_view import ss, tcp_sockets
 from helpers.socket_dir import sweep
 
 pytestmark = [pytest.mark.lessons, pytest.mark.skipif(not NOTEBOOKS, reason="no lesson notebooks yet")]
@@ -71,66 +72,26 @@ def socket_inodes_of(kernel_pids: set[int]) -> set[int]:
     return inodes
 
 
-def _loopback(hex_address: str) -> bool:
-    """/proc/net's local address (hex, in the kernel's byte order) is 127.x.x.x, ::1 or ::ffff:127.x.x.x."""
-    if len(hex_address) == 8:
-        return hex_address[6:8] == "7F"
-    return hex_address == "00000000000000000000000001000000" or \
-        (hex_address[:24] == "0000000000000000FFFF0000" and hex_address[30:32] == "7F")
-
-
-# sock_diag over netlink (linux/sock_diag.h, linux/inet_diag.h), as `ss -tl` asks it
-_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY = 4, 20
-_NLM_F_REQUEST, _NLM_F_DUMP, _NLMSG_ERROR, _NLMSG_DONE = 0x1, 0x300, 2, 3
-_TCP_LISTEN = 10
-
-
-def _tcp_listeners(family: int) -> list[tuple[str, int]]:
-    """(local address as /proc/net/tcp writes it, inode) of every listening TCP socket of `family`, asked of
-    the kernel's sock_diag: it walks only its table of listeners, where a read of /proc/net/tcp walks every
-    bucket of the table of connections too (~1.7 ms of system time a file, ten times a second per test)."""
-    request = struct.pack("=BBBxI48x", family, socket.IPPROTO_TCP, 0, 1 << _TCP_LISTEN)  # inet_diag_req_v2
-    header = struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
-    words = "=4I" if family == socket.AF_INET6 else "=I"
-    found = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as diag:
-        diag.sendto(header + request, (0, 0))
-        while True:
-            data, offset = diag.recv(1 << 16), 0
-            while offset < len(data):  # nlmsghdr (16 bytes), then inet_diag_msg: address at 8, inode at 68
-                length, kind = struct.unpack_from("=IH", data, offset)
-                if kind == _NLMSG_DONE:
-                    return found
-                if kind == _NLMSG_ERROR:
-                    raise OSError(-struct.unpack_from("=i", data, offset + 16)[0], "sock_diag dump")
-                address = "".join(f"{word:08X}" for word in struct.unpack_from(words, data, offset + 24))
-                found.append((address, struct.unpack_from("=I", data, offset + 84)[0]))
-                offset += (length + 3) & ~3
-
-
-def _proc_net(table: str, state: str) -> list[tuple[str, int]]:
-    """(local address, inode) of the sockets of /proc/net/<table> in `state` (hex, as the file writes it)."""
-    try:
-        with open(f"/proc/net/{table}") as rows:
-            next(rows)
-            fields = [row.split() for row in rows]  # sl local remote state ... uid timeout inode
-    except FileNotFoundError:  # no IPv6 on this machine
-        return []
-    return [(f[1].split(":")[0], int(f[9])) for f in fields if f[3] == state]
+def _loopback(host: str) -> bool:
+    """127.x.x.x, ::1 or ::ffff:127.x.x.x."""
+    address = ipaddress.ip_address(host)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 def not_loopback_inodes() -> set[int]:
     """Inodes of listening TCP and bound UDP sockets whose address is not a loopback one, anyone's, read in
-    this process (no `ss` to start): TCP from sock_diag (from /proc/net where the kernel lacks it), UDP
-    from /proc/net (its table is small: ~0.1 ms a read)."""
-    found = []
-    for family, table in ((socket.AF_INET, "tcp"), (socket.AF_INET6, "tcp6")):
-        try:
-            found += _tcp_listeners(family)
-        except OSError:  # no sock_diag for this family (a kernel without inet_diag): the slower file
-            found += _proc_net(table, "0A")
-    found += _proc_net("udp", "07") + _proc_net("udp6", "07")
-    return {inode for address, inode in found if not _loopback(address)}
+    this process (no `ss` to start). TCP from sock_diag (helpers.sock_diag), which walks only the kernel's
+    table of listeners, where a read of /proc/net/tcp walks every bucket of the table of connections too
+    (~1.7 ms of system time a file, ten times a second per test); /proc/net where the kernel lacks it.
+    UDP from /proc/net/udp{,6}: its table is small (~0.1 ms a read)."""
+    try:
+        found = [(s.local[0], s.inode) for family in (socket.AF_INET, socket.AF_INET6)
+                 for s in sock_diag.tcp(family, 1 << sock_diag.LISTEN)]
+    except OSError:  # no sock_diag here (a kernel without inet_diag): the slower files
+        found = [(s.local[0], s.inode) for s in tcp_sockets() if s.state == "LISTEN"]
+    found += [(s.local[0], s.inode) for s in tcp_sockets(proto="udp") if s.state == "CLOSE"]  # 07: bound, unconnected
+    return {inode for host, inode in found if not _loopback(host)}
 
 
 def listeners_of(kernel_pids: set[int], inodes: set[int]) -> set[tuple[str, str]]:
@@ -183,10 +144,14 @@ class ListenerAudit:
         return sorted((proto, local) for proto, local in self.seen if reachable_from_outside(local))
 
 
-def test_the_audit_sees_a_listener_on_every_address_and_a_tcp_one_on_loopback_only_not():
+@pytest.mark.parametrize("source", ["sock_diag", "/proc/net"])
+def test_the_audit_sees_a_listener_on_every_address_and_a_tcp_one_on_loopback_only_not(source, monkeypatch):
     """What the audit reads, against real sockets: a TCP listener and a UDP socket on 0.0.0.0 are seen and
-    found, a TCP listener on 127.0.0.1 is not. The wildcard ones are tied to the loopback device
-    (SO_BINDTODEVICE), so that no packet from another machine can reach them even while they live."""
+    found, a TCP listener on 127.0.0.1 is not; from sock_diag, and from /proc/net as on a kernel without
+    it. The wildcard ones are tied to the loopback device (SO_BINDTODEVICE), so that no packet from
+    another machine can reach them even while they live."""
+    if source == "/proc/net":
+        monkeypatch.setattr(sock_diag, "tcp", _no_sock_diag)
     with socket.socket() as public, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagrams, \
             socket.socket() as loopback:
         for sock in (public, datagrams):
@@ -201,6 +166,10 @@ def test_the_audit_sees_a_listener_on_every_address_and_a_tcp_one_on_loopback_on
         found = listeners_of({os.getpid()}, seen)
         assert ("tcp", f"0.0.0.0%lo:{public.getsockname()[1]}") in found, found
         assert not [local for _, local in found if reachable_from_outside(local)]
+
+
+def _no_sock_diag(*args, **kwargs):
+    raise FileNotFoundError(2, "sock_diag: No such file or directory")
 
 
 def run_cells(kernel: Kernel, cells: list[Cell], first: int = 0) -> list[str]:

@@ -1,12 +1,14 @@
-"""helpers.kernel_view.accept_queue against real sockets: only a listening socket has an accept queue."""
+"""helpers.kernel_view's queues and timers against real sockets: accept_queue (only a listening socket has an
+accept queue) and retransmissions, read from sock_diag and, as where the kernel lacks it, from `ss`."""
 
 import os
+import re
 import socket
 
 import pytest
 
-from helpers import workspace
-from helpers.kernel_view import AcceptQueue, accept_queue
+from helpers import sock_diag, wait_until, workspace
+from helpers.kernel_view import AcceptQueue, accept_queue, retransmissions, ss
 
 
 def test_a_bound_unix_socket_has_an_accept_queue_only_once_it_listens():
@@ -24,3 +26,62 @@ def test_a_bound_unix_socket_has_an_accept_queue_only_once_it_listens():
             assert accept_queue(path) == AcceptQueue(queued=0, backlog=3)
     finally:
         os.unlink(path)
+
+
+def _no_sock_diag(*args, **kwargs):
+    raise FileNotFoundError(2, "sock_diag: No such file or directory")
+
+
+@pytest.fixture(params=["sock_diag", "ss"])
+def source(request, monkeypatch):
+    """Read the queues from sock_diag, then as on a kernel without it (its modules not loadable): from `ss`."""
+    if request.param == "ss":
+        monkeypatch.setattr(sock_diag, "unix", _no_sock_diag)
+        monkeypatch.setattr(sock_diag, "tcp", _no_sock_diag)
+    return request.param
+
+
+def test_the_accept_queue_of_every_kind_of_listener_counts_its_waiting_connections(source):
+    """A path, an abstract name, TCP on 127.0.0.1 and on ::1 (where the machine has IPv6): one client
+    connected and not yet accepted, and the backlog listen() asked for."""
+    path = workspace().path("queue.sock")
+    listeners = []
+    try:
+        for family, address, backlog in ((socket.AF_UNIX, path, 3), (socket.AF_UNIX, "\0sll-queue-test", 4),
+                                         (socket.AF_INET, ("127.0.0.1", 0), 5), (socket.AF_INET6, ("::1", 0), 6)):
+            server = socket.socket(family, socket.SOCK_STREAM)
+            listeners.append(server)
+            try:
+                server.bind(address)
+            except OSError:  # no IPv6 on this machine
+                continue
+            server.listen(backlog)
+            name = server.getsockname()
+            assert accept_queue(name) == AcceptQueue(queued=0, backlog=backlog), name
+            client = socket.socket(family, socket.SOCK_STREAM)
+            listeners.append(client)
+            client.connect(name)
+            assert accept_queue(name) == AcceptQueue(queued=1, backlog=backlog), name
+    finally:
+        for sock in listeners:
+            sock.close()
+        os.unlink(path)
+
+
+def test_retransmissions_count_the_resends_of_a_syn_that_a_full_queue_drops(source):
+    """listen(0) holds one connection; the next client's SYN is dropped and resent after ~1 s. The count
+    comes from the socket's retransmit timer (`ss -o`: timer:(on,...,1)); `ss` itself must agree."""
+    with socket.socket() as server, socket.socket() as first, socket.socket() as second:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        first.connect(server.getsockname())
+        second.setblocking(False)
+        second.bind(("127.0.0.1", 0))
+        local = second.getsockname()
+        with pytest.raises(BlockingIOError):
+            second.connect(server.getsockname())
+        assert retransmissions(local) == 0
+        assert wait_until(lambda: retransmissions(local), timeout=5) >= 1
+        rows = ss("-t", "-o", "state", "syn-sent", "src", f"{local[0]}:{local[1]}")
+        assert len(rows) == 1 and re.search(r"timer:\(on,[^,]*,[1-9]\d*\)", " ".join(rows[0])), rows
+    assert retransmissions(local) is None
