@@ -1,6 +1,6 @@
 """How long the whole series takes, against the floor that no lesson can go below.
 
-    series   nbval over every lesson notebook, as `make test` runs it (one worker)
+    series   nbval over every lesson notebook, as `make test` runs it (one worker, tests/conftest.py loaded)
     floor    nbval over as many one-cell notebooks (one kernel start and one trivial cell each)
     ratio    series / floor, in wall seconds and in CPU seconds (user + system of pytest, its
              kernels and their helpers): what the lessons cost on top of starting their kernels
@@ -13,6 +13,7 @@ Run: `.venv/bin/python bench/series.py` (part of `make bench`). Prints figures; 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -24,7 +25,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
-NBVAL = ["--nbval", "--nbval-sanitize-with", str(REPO / "tests/nbval_sanitize.cfg"), "-p", "no:cacheprovider", "-q"]
+# tests/conftest.py as a plugin, as in `make test`: kernels over AF_UNIX, nbval's messages formatted only if logged
+NBVAL = ["--nbval", "--nbval-sanitize-with", str(REPO / "tests/nbval_sanitize.cfg"), "-p", "no:cacheprovider", "-q",
+         "-p", "conftest"]
 TARGET_WALL = 3.2
 TARGET_CPU = 2.5
 
@@ -37,8 +40,9 @@ def _children_cpu() -> float:
 def nbval(paths: list[Path], report: Path, cwd: Path) -> tuple[float, float]:
     """Wall and CPU seconds of one nbval run (CPU of every process it waited for, down the tree)."""
     started, cpu = time.monotonic(), _children_cpu()
+    tests = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
     subprocess.run([sys.executable, "-m", "pytest", *NBVAL, f"--junitxml={report}", *map(str, paths)],
-                   cwd=cwd, capture_output=True, check=False)
+                   cwd=cwd, capture_output=True, check=False, env=dict(os.environ, PYTHONPATH=tests))
     return time.monotonic() - started, _children_cpu() - cpu
 
 
