@@ -182,10 +182,12 @@ def test_every_notebook_passes_nbval_as_nobody_umask_077_long_tmpdir_other_socke
         "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": str(private / "mpl"),
         "IPYTHONDIR": str(private / "ipy"), "JUPYTER_CONFIG_DIR": str(private / "jcfg"),
         "JUPYTER_DATA_DIR": str(private / "jdata"), "JUPYTER_RUNTIME_DIR": str(private / "jrun"),
-        "XDG_CACHE_HOME": str(private / "cache"),
+        "XDG_CACHE_HOME": str(private / "cache"), "PYTHONPATH": str(repo / "tests"),  # for `-p conftest`
     }
     inside = INSIDE.format(somaxconn=SOMAXCONN, linear=LINEAR_TIMEOUTS, uid=entry.pw_uid, gid=entry.pw_gid)
-    pytest_args = [str(venv / "bin/python"), "-m", "pytest", "-p", "no:cacheprovider", "-q", "--nbval", "notebooks",
+    # tests/conftest.py as a plugin, as in the main run: kernels over AF_UNIX, nbval's messages formatted only if logged
+    pytest_args = [str(venv / "bin/python"), "-m", "pytest", "-p", "no:cacheprovider", "-p", "conftest", "-q",
+                   "--nbval", "notebooks",
                    "--ignore=notebooks/solutions", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
                    "--nbval-cell-timeout", "60", "-n", "3", "--dist", "loadfile"]  # a notebook per worker at a time
     run = subprocess.run(["unshare", "-n", "sh", "-c", inside, "sh", *pytest_args],
