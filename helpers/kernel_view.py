@@ -175,7 +175,7 @@ def accept_queue(address) -> AcceptQueue | None:
 
 
 def _families(host: str) -> tuple[int, ...]:
-    """The address families whose listeners may take connections to `host` (IPv6 ones take IPv4 too)."""
+    """The address families whose listeners may take connections to `host` (an IPv6 one on :: takes IPv4 too)."""
     return (socket.AF_INET6,) if ":" in host else (socket.AF_INET, socket.AF_INET6)
 
 
@@ -218,8 +218,9 @@ def retransmissions(local: tuple[str, int]) -> int | None:
     Introduced in 03-listen-and-backlog.
     """
     host, port = local[0], local[1]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        found = [s for family in _families(host) for s in sock_diag.tcp(family) if s.local == (host, port)]
+        found = [s for s in sock_diag.tcp(family) if s.local == (host, port)]
     except OSError:  # no sock_diag here: `ss -o` shows the same timer
         return _retransmissions_from_ss(local)
     if not found:
@@ -353,8 +354,8 @@ def predict_syn_schedule(syn_retries: int, linear_timeouts: int | None) -> SynSc
 def watch_resends(local: tuple[str, int], started: float, stop, timeout: float) -> list[float]:
     """When the SYN of the connecting socket at `local` was resent: seconds after `started`.
 
-    Polls the retransmit count that `ss -o` shows (see retransmissions) every 10 ms until `stop(times)` is true
-    or `timeout` seconds have passed. Introduced in 03-listen-and-backlog.
+    Polls the retransmit count that `ss -o` shows (see retransmissions) every 10 ms until `stop(times)` is
+    true or `timeout` seconds have passed. Introduced in 03-listen-and-backlog.
     """
     times: list[float] = []
     deadline = time.monotonic() + timeout
