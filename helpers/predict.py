@@ -35,6 +35,7 @@ __all__ = ["Prediction", "predict", "reveal"]
 
 _QUESTION_ID = re.compile(r"^\d\d-[\w-]+$")
 _live: dict[str, Prediction] = {}  # the widget last shown for each question, locked by its reveal
+_first_seen: dict[str, str] = {}  # what each question's first reveal in this kernel showed
 
 
 def _checked_id(question_id: str) -> str:
@@ -125,7 +126,9 @@ def reveal(question_id: str, actual, says: str = "the kernel said {actual}",
            right: str | Callable[[str], bool] | None = None) -> None:
     """Show the recorded answer beside `actual`, and lock it.
 
-    `says` is formatted with `actual`. The answer is right if it reads as `str(actual)` (case and
+    A cell run again in the same kernel repeats its experiment in the state the first run left (a
+    queue already full, a request already read): a result other than the first is shown as such, and
+    the first stays recorded. `says` is formatted with `actual`. The answer is right if it reads as `str(actual)` (case and
     spaces aside), or as `right` when a choice names the result differently ("more than 5"), or
     if `right(answer)` is true when a short answer needs a test of its own.
     """
@@ -135,6 +138,11 @@ def reveal(question_id: str, actual, says: str = "the kernel said {actual}",
         raise ValueError(f"{question_id}: {actual!r} is none of the choices {choices}, so no answer could be right: "
                          "pass right= the choice that names it")
     says = says.format(actual=actual)
+    if _first_seen.setdefault(question_id, str(actual)) != str(actual):
+        _show_line(f"· run again: {says}. The first run in this kernel stays recorded: a second run starts from "
+                   "what the first left behind (to see the experiment afresh, restart the kernel and run from the top)",
+                   "gone")
+        return
 
     def judge(answer: str) -> bool:
         if callable(right):
@@ -150,4 +158,8 @@ def reveal(question_id: str, actual, says: str = "the kernel said {actual}",
     text, kind = _verdict(entry, says)
     if question_id in _live:
         _live[question_id].lock(text)
+    _show_line(text, kind)
+
+
+def _show_line(text: str, kind: str) -> None:
     display({"text/plain": text, "text/html": _line_html(text, kind)}, raw=True)

@@ -31,6 +31,7 @@ def shown(monkeypatch) -> list[str]:
     texts: list[str] = []
     monkeypatch.setattr(predict_module, "display", lambda data, raw: texts.append(data["text/plain"]))
     monkeypatch.setattr(predict_module, "_live", {})
+    monkeypatch.setattr(predict_module, "_first_seen", {})
     monkeypatch.setattr(progress_module, "_memory", {"predictions": {}, "exercises": {}})
     return texts
 
@@ -102,6 +103,19 @@ def test_the_answer_may_change_until_the_reveal_then_it_is_locked(student, shown
         "answer": "2", "actual": "3", "right": False, "says": "the kernel said 3"}
     reveal("03-queue-fit", actual=3)
     assert shown == ["✗ you said 2, the kernel said 3"] * 2
+
+
+def test_a_cell_run_again_that_sees_another_result_says_why_and_the_first_stays_recorded(student, shown):
+    """A student runs a reveal cell twice: the experiment now starts from what its first run left (lesson
+    03's non-blocking connect finds the queue its first run filled). The first result is the one judged."""
+    answer(predict("03-nonblocking", "What does it do?", choices=["it connects", "EAGAIN at once"]), "it connects")
+    reveal("03-nonblocking", actual="it connects", says="the connect: {actual}")
+    reveal("03-nonblocking", actual="it connects", says="the connect: {actual}")  # the same result: no note
+    reveal("03-nonblocking", actual="EAGAIN at once", says="the connect: {actual}")
+    assert shown[:2] == ["✓ you said it connects, the connect: it connects"] * 2
+    assert shown[2].startswith("· run again: the connect: EAGAIN at once. The first run in this kernel stays recorded")
+    assert record(student)["predictions"]["03-nonblocking"] == {
+        "answer": "it connects", "actual": "it connects", "right": True, "says": "the connect: it connects"}
 
 
 def test_answers_persist_across_kernels_in_the_students_edition(student, monkeypatch):
