@@ -89,7 +89,14 @@ def start_kernel(kernel_name: str = "python3", startup_timeout: float = 60.0, ke
 
 class Kernel:
     """A Python kernel started in notebooks/, as JupyterLab and nbval start it (over AF_UNIX sockets:
-    `start_kernel`)."""
+    `start_kernel`).
+
+    Cells are sent with stop_on_error=False, as nbval sends them: ipykernel sends a failed cell's reply
+    first and only then starts to abort the requests queued behind it, so a cell sent the moment that
+    reply arrives was sometimes aborted unrun (status "aborted": seen after the Stop button's
+    KeyboardInterrupt, in lessons 00 and 09). A student runs the next cell later than that; Run All's
+    own stop at an error is the browser tests' to see.
+    """
 
     def __init__(self, env: dict | None = None):
         self.env = dict(os.environ, **(env or {}))
@@ -107,7 +114,8 @@ class Kernel:
             if kind in ("stream", "display_data", "execute_result", "error"):
                 result.outputs.append(content)
 
-        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=hook, allow_stdin=False)
+        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=hook, allow_stdin=False,
+                                                stop_on_error=False)
         content = reply["content"]
         if content["status"] != "ok" and result.error is None:
             # IOPub is publish/subscribe: a kernel sending faster than we read may drop its error message
@@ -117,7 +125,7 @@ class Kernel:
 
     def start(self, code: str) -> str:
         """Send `code` without waiting for it; returns the message id."""
-        return self.client.execute(code, allow_stdin=False)
+        return self.client.execute(code, allow_stdin=False, stop_on_error=False)
 
     def wait_output(self, msg_id: str, text: str, timeout: float) -> None:
         """Wait until the cell `msg_id` has printed `text`: its code is running, not just announced."""

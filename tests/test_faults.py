@@ -168,6 +168,18 @@ def test_the_audit_sees_a_listener_on_every_address_and_a_tcp_one_on_loopback_on
         assert not [local for _, local in found if reachable_from_outside(local)]
 
 
+def test_a_cell_the_harness_sends_never_aborts_the_one_after_it():
+    """ipykernel aborts, unrun, the requests queued behind a failed cell sent with stop_on_error, and it
+    starts doing so only after that cell's reply: a cell sent the moment the reply arrived was sometimes
+    aborted (lessons 00 and 09, after the Stop button). Two cells queued at once, the first failing:
+    the second must run."""
+    with Kernel() as kernel:
+        failing = kernel.start("import time\ntime.sleep(0.3)\n1 / 0")
+        next_one = kernel.start("print('ran')")
+        assert kernel.wait_reply(failing, 30)["content"]["status"] == "error"
+        assert kernel.wait_reply(next_one, 30)["content"]["status"] == "ok"
+
+
 def _no_sock_diag(*args, **kwargs):
     raise FileNotFoundError(2, "sock_diag: No such file or directory")
 
