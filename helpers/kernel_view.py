@@ -159,11 +159,14 @@ def accept_queue(address) -> AcceptQueue | None:
     """The accept queue of the listening socket at `address` (a path, or (host, port)); None if none.
 
     A bound socket that does not listen (yet) has no accept queue: sock_diag is asked for listeners only.
+    Where a path's file was unlinked and bound anew while the old socket still listens (a cell run
+    twice), both carry the name: the one bound to the file now at the path is the one clients reach.
     """
     try:
         if isinstance(address, str | bytes):
             name = os.fsencode(address)
-            found = [(s.recv_q, s.send_q) for s in sock_diag.unix(1 << sock_diag.LISTEN) if s.name == name]
+            named = [s for s in sock_diag.unix(1 << sock_diag.LISTEN) if s.name == name]
+            found = [(s.recv_q, s.send_q) for s in sorted(named, key=lambda s: s.file_inode != _file_inode(name))]
         else:
             host, port = address[0], address[1]
             found = [(s.recv_q, s.send_q) for family in _families(host)
@@ -172,6 +175,14 @@ def accept_queue(address) -> AcceptQueue | None:
     except OSError:  # no sock_diag here (its module not loaded): `ss` reads /proc/net instead
         return _accept_queue_from_ss(address)
     return AcceptQueue(*found[0]) if found else None
+
+
+def _file_inode(path: bytes) -> int | None:
+    """The inode of the file at `path` (None: no file, or an abstract name, which has none)."""
+    try:
+        return os.stat(path).st_ino if path[:1] != b"\0" else None
+    except (OSError, ValueError):
+        return None
 
 
 def _families(host: str) -> tuple[int, ...]:

@@ -36,8 +36,8 @@ _INET_REQUEST = struct.Struct("=BBBxI48x")  # inet_diag_req_v2: family, protocol
 _INET_MESSAGE = struct.Struct("=BBBB2H16s16s12xIIIII")  # inet_diag_msg, from the family byte to the inode
 _UNIX_REQUEST = struct.Struct("=BBxxIIIII")  # unix_diag_req: family, protocol, states, inode, show, cookie
 _UNIX_MESSAGE = struct.Struct("=BBBxI8x")  # unix_diag_msg: family, type, state, inode, cookie
-_UDIAG_SHOW_NAME, _UDIAG_SHOW_RQLEN = 0x01, 0x10
-_UNIX_DIAG_NAME, _UNIX_DIAG_RQLEN = 0, 4  # attribute types: the bound name; (rqueue, wqueue)
+_UDIAG_SHOW_NAME, _UDIAG_SHOW_VFS, _UDIAG_SHOW_RQLEN = 0x01, 0x02, 0x10
+_UNIX_DIAG_NAME, _UNIX_DIAG_VFS, _UNIX_DIAG_RQLEN = 0, 1, 4  # the bound name; its file (inode, dev); (rqueue, wqueue)
 
 
 class InetSocket(NamedTuple):
@@ -55,7 +55,9 @@ class InetSocket(NamedTuple):
 
 class UnixSocket(NamedTuple):
     """One AF_UNIX socket: state, type (SOCK_STREAM...), its bound name as bytes (b"\\0..." abstract,
-    b"" unbound), `ss`'s Recv-Q/Send-Q (for a listener: connections waiting, backlog) and inode."""
+    b"" unbound), `ss`'s Recv-Q/Send-Q (for a listener: connections waiting, backlog), its inode, and
+    the inode of the socket file bind() made (0: none). A file unlinked and bound anew gives two
+    sockets of one name; only the file's inode tells which one a connect to the path reaches."""
 
     state: int
     type: int
@@ -63,6 +65,7 @@ class UnixSocket(NamedTuple):
     recv_q: int
     send_q: int
     inode: int
+    file_inode: int
 
 
 def tcp(family: int, states: int = ALL_STATES) -> list[InetSocket]:
@@ -82,8 +85,8 @@ def tcp(family: int, states: int = ALL_STATES) -> list[InetSocket]:
 def unix(states: int = ALL_STATES) -> list[UnixSocket]:
     """Every AF_UNIX socket whose state is in `states`, with its name and queue lengths."""
     found = []
-    request = _UNIX_REQUEST.pack(socket.AF_UNIX, 0, states, 0, _UDIAG_SHOW_NAME | _UDIAG_SHOW_RQLEN, ALL_STATES,
-                                 ALL_STATES)
+    show = _UDIAG_SHOW_NAME | _UDIAG_SHOW_VFS | _UDIAG_SHOW_RQLEN
+    request = _UNIX_REQUEST.pack(socket.AF_UNIX, 0, states, 0, show, ALL_STATES, ALL_STATES)
     for message in _dump(request):
         _, kind, state, inode = _UNIX_MESSAGE.unpack_from(message)
         attributes = dict(_attributes(message[_UNIX_MESSAGE.size:]))
@@ -92,7 +95,8 @@ def unix(states: int = ALL_STATES) -> list[UnixSocket]:
             name = name.split(b"\0", 1)[0]
         recv_q, send_q = struct.unpack_from("=II", attributes[_UNIX_DIAG_RQLEN]) \
             if _UNIX_DIAG_RQLEN in attributes else (0, 0)
-        found.append(UnixSocket(state, kind, name, recv_q, send_q, inode))
+        file_inode = struct.unpack_from("=I", attributes[_UNIX_DIAG_VFS])[0] if _UNIX_DIAG_VFS in attributes else 0
+        found.append(UnixSocket(state, kind, name, recv_q, send_q, inode, file_inode))
     return found
 
 

@@ -85,3 +85,23 @@ def test_retransmissions_count_the_resends_of_a_syn_that_a_full_queue_drops(sour
         rows = ss("-t", "-o", "state", "syn-sent", "src", f"{local[0]}:{local[1]}")
         assert len(rows) == 1 and re.search(r"timer:\(on,[^,]*,[1-9]\d*\)", " ".join(rows[0])), rows
     assert retransmissions(local) is None
+
+
+def test_of_two_listeners_at_one_path_the_queue_is_the_one_bound_to_the_file_there_now():
+    """A server's file unlinked and its path bound anew while the old socket still listens (a cell run
+    twice does it): both carry the name, as `ss -xl` lists them. Clients reach the new one only."""
+    path = workspace().path("twice.sock")
+    with socket.socket(socket.AF_UNIX) as old, socket.socket(socket.AF_UNIX) as new, \
+            socket.socket(socket.AF_UNIX) as client:
+        old.bind(path)
+        old.listen(2)
+        os.unlink(path)
+        new.bind(path)
+        new.listen(3)
+        client.connect(path)
+        try:
+            assert [s.recv_q for s in sock_diag.unix(1 << sock_diag.LISTEN) if s.name == os.fsencode(path)] \
+                in ([0, 1], [1, 0])
+            assert accept_queue(path) == AcceptQueue(queued=1, backlog=3)
+        finally:
+            os.unlink(path)
