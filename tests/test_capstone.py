@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import workspace
+from helpers import wait_until, workspace
 from helpers.capstone import ATTACKS, gauntlet
+from helpers.capstone.program import Program
 
 pytestmark = pytest.mark.usefixtures("short_allowance")
 SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
@@ -140,6 +142,21 @@ def test_wrong_program_fails_on_its_line(tmp_path, case, program, replacements, 
     assert line.startswith(f"FAIL {attack}: "), repr(report)
     assert words in line, line
     assert line.endswith(")") and "(lesson 0" in line, line
+
+
+def test_a_running_programs_output_is_its_whole_lines_and_all_of_it_once_it_ended(tmp_path):
+    """Under PYTHONUNBUFFERED, print() writes a line and its newline apart: lesson 09's server was once seen
+    as 'server.py: serving at ... (pid N)' without its newline, and nbval failed the cell."""
+    script = tmp_path / "halves.py"
+    script.write_text("import os, signal\nos.write(1, b'one line\\nhalf a line')\nsignal.pause()\n")
+    program = Program(str(script), output=str(tmp_path / "out"))
+    try:
+        assert wait_until(program.output, 5) == "one line\n"
+        os.kill(program.pid, signal.SIGTERM)
+        assert program.wait(5) == -signal.SIGTERM
+        assert program.output() == "one line\nhalf a line"
+    finally:
+        program.kill()
 
 
 def test_a_syntax_error_is_reported_as_the_program_says_it(tmp_path):

@@ -121,12 +121,16 @@ class Program:
     # -- what it shows -------------------------------------------------------------------------------
 
     def output(self, errors: bool = False) -> str:
-        """What it printed on its standard output (or, with `errors`, its standard error)."""
+        """What it printed on its standard output (or, with `errors`, its standard error): its whole lines
+        while it runs, everything once it has ended. Unbuffered (PYTHONUNBUFFERED), print() writes a line
+        and its newline in two writes, and a reader in between would see half of the line."""
+        ended = not self.running()  # asked first: after it, the file holds all it will ever hold
         try:
             with open(self.errors_path if errors else self.output_path, errors="replace") as f:
-                return f.read()
+                text = f.read()
         except OSError:
             return ""
+        return text if ended else text[:text.rfind("\n") + 1]
 
     def last_words(self) -> str:
         """The last line it wrote on its standard error (where errors and tracebacks go), quoted; '' if none."""
