@@ -242,7 +242,11 @@ def workspace_of(kernel: Kernel) -> Path:
     """The kernel's workspace (a TMPDIR too long for socket paths makes it fall back to /tmp or /dev/shm)."""
     result = kernel.run("from helpers import workspace as _workspace\nprint(_workspace().dir)")
     assert result.error is None, result.error
-    return Path(result.outputs[-1]["text"].strip())
+    # print() writes the path and its newline apart: they may come as two stream messages (once the last
+    # one was the newline alone, and the workspace read as Path('.'))
+    printed = "".join(out["text"] for out in result.outputs if out.get("name") == "stdout").strip()
+    assert printed.startswith("/"), f"the kernel printed {printed!r} for its workspace"
+    return Path(printed)
 
 
 def _middle(cells: list[Cell]) -> int:
