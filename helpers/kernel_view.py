@@ -221,7 +221,8 @@ def connection_state(local: tuple[str, int], peer: tuple[str, int], proto: str =
 
 
 def retransmissions(local: tuple[str, int]) -> int | None:
-    """How many times TCP has resent the unanswered segment of the socket at `local`; None if no such socket.
+    """How many times TCP has resent the unanswered segment of the socket at `local`; None if no such socket
+    (or one in TIME_WAIT, which resends nothing: sock_diag is not asked for those, a busy machine has many).
 
     `ss -o` shows a socket's retransmit timer as `timer:(on,<time left>,<count>)`. For a connect
     that gets no answer (its SYN dropped at a full accept queue) the count goes 0, 1, 2, ... until
@@ -231,7 +232,7 @@ def retransmissions(local: tuple[str, int]) -> int | None:
     host, port = local[0], local[1]
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        found = [s for s in sock_diag.tcp(family) if s.local == (host, port)]
+        found = [s for s in sock_diag.tcp(family, sock_diag.LIVE_STATES) if s.local == (host, port)]
     except OSError:  # no sock_diag here: `ss -o` shows the same timer
         return _retransmissions_from_ss(local)
     if not found:

@@ -23,10 +23,13 @@ import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
-__all__ = ["ALL_STATES", "LISTEN", "TIMER_RETRANSMIT", "InetSocket", "UnixSocket", "tcp", "unix"]
+__all__ = ["ALL_STATES", "LISTEN", "LIVE_STATES", "TIMER_RETRANSMIT", "InetSocket", "UnixSocket", "tcp", "unix"]
 
 LISTEN = 10  # TCP_LISTEN in the kernel's numbering (include/net/tcp_states.h); AF_UNIX listeners use it too
 ALL_STATES = 0xFFFFFFFF
+# Every state but TIME_WAIT (6) and NEW_SYN_RECV (12, a handshake in progress): a busy machine holds tens
+# of thousands of those, and a dump of them all takes ~0.4 s (measured: 42,000 after a burst of connections)
+LIVE_STATES = ALL_STATES & ~(1 << 6) & ~(1 << 12)
 TIMER_RETRANSMIT = 1  # inet_diag_msg.idiag_timer: 1 = retransmit ("on" in ss), 2 keepalive, 3 TIME_WAIT, 4 probe
 
 _NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY = 4, 20  # linux/netlink.h, linux/sock_diag.h
