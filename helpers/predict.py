@@ -126,11 +126,13 @@ def reveal(question_id: str, actual, says: str = "the kernel said {actual}",
            right: str | Callable[[str], bool] | None = None) -> None:
     """Show the recorded answer beside `actual`, and lock it.
 
-    A cell run again in the same kernel repeats its experiment in the state the first run left (a
-    queue already full, a request already read): a result other than the first is shown as such, and
-    the first stays recorded. `says` is formatted with `actual`. The answer is right if it reads as `str(actual)` (case and
+    `says` is formatted with `actual`. The answer is right if it reads as `str(actual)` (case and
     spaces aside), or as `right` when a choice names the result differently ("more than 5"), or
     if `right(answer)` is true when a short answer needs a test of its own.
+
+    A cell run again in the same kernel repeats its experiment in the state the first run left (a
+    queue already full, a request already read): a result other than the first is shown as such, and
+    the first stays recorded.
     """
     _checked_id(question_id)
     choices = _live[question_id].choices if question_id in _live else None

@@ -8,6 +8,7 @@ Fixtures (request them by name, or `pytestmark = pytest.mark.usefixtures("nothin
     nothing_left_behind  all three
     short_allowance      a student's function or program that hangs is stopped 1 s past its
                          scenario instead of 3 s (SLL_EXERCISE_ALLOWANCE, see helpers.exercises.kit)
+    with_and_without_sock_diag  the test runs twice: with helpers.sock_diag, and as on a kernel without it
     browser, tab, page   for a module of browser tests that defines `lab` (tests/browser_lab.py):
                          one Chromium, one page that loads JupyterLab once, and each test's use of it
 
@@ -35,7 +36,7 @@ from pathlib import Path
 import pytest
 from exercise_support import running_descendants
 
-from helpers import workspace
+from helpers import sock_diag, workspace
 from helpers.exercises.kit import ALLOWANCE_ENV
 from helpers.observe import wait_until
 
@@ -206,6 +207,19 @@ def page(tab):
     yield tab.use()
     killed = tab.done()
     assert not killed, f"still alive after the kernels were shut down (killed now): {killed}"
+
+
+@pytest.fixture(params=["sock_diag", "without sock_diag"])
+def with_and_without_sock_diag(request, monkeypatch) -> str:
+    """The test runs twice: with the kernel's sock_diag, then as on a kernel without it (its modules not
+    loadable, some containers), where every query fails and the helpers read `ss` or /proc/net instead."""
+    if request.param != "sock_diag":
+        def absent(*args, **kwargs):
+            raise FileNotFoundError(2, "sock_diag: No such file or directory")
+
+        monkeypatch.setattr(sock_diag, "unix", absent)
+        monkeypatch.setattr(sock_diag, "tcp", absent)
+    return request.param
 
 
 @pytest.fixture

@@ -118,8 +118,8 @@ class Kernel:
                                                 stop_on_error=False)
         content = reply["content"]
         if content["status"] != "ok" and result.error is None:
-            # IOPub is publish/subscribe: a kernel sending faster than we read may drop its error message
-            # there, never on the shell channel, whose reply carries the outcome too
+            # the reply carries the outcome where IOPub shows none: a request aborted unrun ("aborted"), or an
+            # error message lost on IOPub, which is publish/subscribe (the shell channel drops nothing)
             result.error = f"{content.get('ename', content['status'])}: {content.get('evalue', '')} (from the reply)"
         return result
 

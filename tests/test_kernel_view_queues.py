@@ -28,20 +28,7 @@ def test_a_bound_unix_socket_has_an_accept_queue_only_once_it_listens():
         os.unlink(path)
 
 
-def _no_sock_diag(*args, **kwargs):
-    raise FileNotFoundError(2, "sock_diag: No such file or directory")
-
-
-@pytest.fixture(params=["sock_diag", "ss"])
-def source(request, monkeypatch):
-    """Read the queues from sock_diag, then as on a kernel without it (its modules not loadable): from `ss`."""
-    if request.param == "ss":
-        monkeypatch.setattr(sock_diag, "unix", _no_sock_diag)
-        monkeypatch.setattr(sock_diag, "tcp", _no_sock_diag)
-    return request.param
-
-
-def test_the_accept_queue_of_every_kind_of_listener_counts_its_waiting_connections(source):
+def test_the_accept_queue_of_every_kind_of_listener_counts_its_waiting_connections(with_and_without_sock_diag):
     """A path, an abstract name, TCP on 127.0.0.1 and on ::1 (where the machine has IPv6): one client
     connected and not yet accepted, and the backlog listen() asked for."""
     path = workspace().path("queue.sock")
@@ -68,7 +55,7 @@ def test_the_accept_queue_of_every_kind_of_listener_counts_its_waiting_connectio
         os.unlink(path)
 
 
-def test_retransmissions_count_the_resends_of_a_syn_that_a_full_queue_drops(source):
+def test_retransmissions_count_the_resends_of_a_syn_that_a_full_queue_drops(with_and_without_sock_diag):
     """listen(0) holds one connection; the next client's SYN is dropped and resent after ~1 s. The count
     comes from the socket's retransmit timer (`ss -o`: timer:(on,...,1)); `ss` itself must agree."""
     with socket.socket() as server, socket.socket() as first, socket.socket() as second:
