@@ -44,9 +44,9 @@ class PendingCall(Teaching):
 
     `done()` tells whether it has finished, `result(timeout)` waits for its value (or raises its
     error), `status` is "blocked", "returned" or "raised", `outcome()` says it in one line, and
-    `add_done_callback(fn)` runs `fn(call)` once when it finishes; `timeline()` tells its story with
-    times, and `told` counts how often a cell's code was handed the outcome. Displayed in a notebook,
-    it is a live card that flips to the result when it comes.
+    `add_done_callback(fn)` runs `fn(call)` once when it finishes; `duration` is how long it took,
+    `timeline()` tells its story with times, and `told` counts how often a cell's code was handed the
+    outcome. Displayed in a notebook, it is a live card that flips to the result when it comes.
     """
 
     def __init__(self, lane: _Lane, label: str, future: Future, snapshot: observe.ThreadSnapshot | None,
@@ -64,9 +64,23 @@ class PendingCall(Teaching):
         """
         asleep = "" if self._seen_asleep is None else f" at {self._seen_asleep - self._sent:.2f} s"
         story = [f"{self.label} {self.blocked_in}{asleep}"]
-        if self._future.done() and self._ended:
-            story.append(f"-> {self._ending()} at {self._ended[0] - self._sent:.2f} s")
+        if self.duration is not None:
+            story.append(f"-> {self._ending()} at {self.duration:.2f} s")
         return story
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from sending the call to its reply; None while it sleeps.
+
+        How long the call took, the same whenever a cell asks: `time.monotonic() - started` in a later
+        cell also counts the time the student spent reading before running it.
+        """
+        if not self._future.done():
+            return None
+        # The reader thread stamps the end in a done-callback, just after it wakes the waiting cell.
+        if not observe.wait_until(lambda: self._ended, timeout=1.0):
+            return None
+        return self._ended[0] - self._sent
 
     def _count_told(self) -> None:
         """A cell's code asked: cells run in the main thread; a card's callbacks run in the reader's."""

@@ -671,6 +671,23 @@ def test_a_card_keeps_the_story_of_a_blocked_accept_with_its_times(make, paths, 
     conn.close()
 
 
+def test_duration_is_the_calls_own_time_however_late_a_cell_asks(make, paths):
+    """A later cell's `time.monotonic() - started` also counts the student's reading; `duration` does not."""
+    srv, cli = make("server"), make("client")
+    listener, address = _listener(srv, AF_UNIX, paths("duration.sock"))
+    sent = time.monotonic()
+    call = listener.accept()
+    assert _still_blocked(call) and call.duration is None  # asleep: no duration yet
+    cli.socket(AF_UNIX).connect(address)
+    conn, _ = call.result(timeout=2)
+    answered = time.monotonic() - sent
+    time.sleep(0.3)  # the student reads before running the next cell
+    took = call.duration
+    assert 0.3 <= took <= answered, (took, answered)
+    assert call.timeline()[-1].endswith(f" at {took:.2f} s") and call.duration == took
+    conn.close()
+
+
 def test_a_process_card_outlives_its_puppet_and_says_how_it_ended(make, paths, monkeypatch):
     from helpers import widgets
 
