@@ -22,9 +22,9 @@ PYTEST_NB := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell
 	--ignore=notebooks/solutions -p no:cacheprovider
 PYTEST_BROWSER := $(if $(filter skip,$(BROWSER)),-m 'not browser')
 # pytest-xdist workers: more than cores, since tests also wait (on kernels, timeouts, the kernel's
-# timers); on 2 cores a whole run keeps both busy, and 7 workers were slower than 5 (contention).
-# tests/conftest.py defines the units a worker takes whole (a notebook: one).
-JOBS ?= 5
+# timers). tests/conftest.py defines the units a worker takes whole (a notebook: one) and gives at
+# most 5 workers whole-lesson runs at a time; the others take the light tests, which mostly wait.
+JOBS ?= 7
 PARALLEL := -n $(JOBS) --dist loadscope --no-loadscope-reorder
 LINTED := $(wildcard helpers tests bench)
 
