@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import pickle
 import queue
 import resource
 import signal
@@ -202,11 +201,11 @@ class Runner:
 
 
 def _portable(exc: BaseException):
-    """The exception itself if it survives pickling, else a RuntimeError that says what it was."""
+    """The exception itself if it survives the wire, else a RuntimeError that says what it was."""
     exc.__traceback__ = None
     exc.__context__ = exc.__cause__ = None
     try:
-        pickle.dumps(exc)
+        wire.pack(wire.Reply(0, False, exc))
     except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
     return exc
