@@ -366,8 +366,8 @@ def predict_syn_schedule(syn_retries: int, linear_timeouts: int | None) -> SynSc
 def watch_resends(local: tuple[str, int], started: float, stop, timeout: float) -> list[float]:
     """When the SYN of the connecting socket at `local` was resent: seconds after `started`.
 
-    Polls the retransmit count that `ss -o` shows (see retransmissions) every 10 ms until `stop(times)` is
-    true or `timeout` seconds have passed. Introduced in 03-listen-and-backlog.
+    Samples the retransmit count (see retransmissions) every 10 ms until `stop(times)` is true or
+    `timeout` seconds have passed. Introduced in 03-listen-and-backlog.
     """
     times: list[float] = []
     deadline = time.monotonic() + timeout

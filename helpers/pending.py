@@ -10,7 +10,6 @@ reader thread of `wire.Channel`), and shown in a notebook it is a live card (`wi
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
@@ -32,13 +31,6 @@ def finished(value, timeout: float = 5.0):
     return value.result(timeout) if isinstance(value, PendingCall) else value
 
 
-def end_stamp(future: Future) -> list[float]:
-    """A list that gets the moment the call's reply arrives (stamped by the reader thread; at once if it has)."""
-    ended: list[float] = []
-    future.add_done_callback(lambda _: ended.append(time.monotonic()))
-    return ended
-
-
 class PendingCall(Teaching):
     """A call that the kernel put to sleep. Shows where it sleeps; resolves by itself.
 
@@ -50,10 +42,10 @@ class PendingCall(Teaching):
     """
 
     def __init__(self, lane: _Lane, label: str, future: Future, snapshot: observe.ThreadSnapshot | None,
-                 times: tuple[float, float | None, list[float]]):
+                 times: tuple[float, float | None]):
         self.puppet, self.tid, self.label, self.snapshot = lane.puppet, lane.tid, label, snapshot
         self._future = future
-        self._sent, self._seen_asleep, self._ended = times
+        self._sent, self._seen_asleep = times
         self.told = 0  # how often a cell was handed its outcome (result(), outcome() once done, in the main thread)
 
     def timeline(self) -> list[str]:
@@ -77,10 +69,7 @@ class PendingCall(Teaching):
         """
         if not self._future.done():
             return None
-        # The reader thread stamps the end in a done-callback, just after it wakes the waiting cell.
-        if not observe.wait_until(lambda: self._ended, timeout=1.0):
-            return None
-        return self._ended[0] - self._sent
+        return self._future.ended_at - self._sent  # stamped by the reader thread (helpers.wire.Channel)
 
     def _count_told(self) -> None:
         """A cell's code asked: cells run in the main thread; a card's callbacks run in the reader's."""

@@ -30,7 +30,7 @@ from socket import AF_INET, AF_UNIX, SOCK_STREAM
 
 from helpers import observe, processes, puppet_process, wire
 from helpers.explain import Teaching, call_text
-from helpers.pending import PendingCall, end_stamp, finished
+from helpers.pending import PendingCall, finished
 from helpers.remote import CCalls, RemoteSocket
 from helpers.socket_dir import workspace
 
@@ -92,12 +92,12 @@ class _Lane:
         try:
             blocked, snap = self._watch(future)
         except BaseException:  # e.g. the Stop button while we watch: the call goes on in the puppet
-            times = (sent, None, end_stamp(future))
+            times = (sent, None)
             self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, None, times)
             raise
         if not blocked:
             return future.result()
-        times = (sent, time.monotonic(), end_stamp(future))
+        times = (sent, time.monotonic())
         self.busy = PendingCall(self, label or call_text(method, args, kwargs), future, snap, times)
         return self.busy
 

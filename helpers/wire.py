@@ -23,6 +23,7 @@ import os
 import select
 import struct
 import threading
+import time
 from collections import namedtuple
 from collections.abc import Callable
 
@@ -205,7 +206,8 @@ class Channel:
     `send()` and `start_thread()` write a message and return the Future of its reply; any thread
     may call them. The reader thread `read-<name>` alone reads: it resolves futures (values pass
     through `convert` once), appends events, and at end of file (the puppet is gone) fails the
-    calls still pending with `exit_error()` and closes its descriptors.
+    calls still pending with `exit_error()` and closes its descriptors. Each call's Future gets
+    `ended_at` (time.monotonic()) when its reply or the end of file comes, before it is resolved.
     """
 
     def __init__(self, name: str, cmd_w: int, side_w: int, reply_r: int, events_r: int,
@@ -296,6 +298,7 @@ class Channel:
                 future = self._futures.pop(message.id, None)
             if future is None:
                 return
+            future.ended_at = time.monotonic()  # stamped before it resolves: whoever it wakes finds the stamp
             if not message.ok:
                 future.set_exception(message.value)
                 return
@@ -320,6 +323,7 @@ class Channel:
         if orphans or not self.hello.done():
             error = self._exit_error()
             for future in orphans:
+                future.ended_at = time.monotonic()
                 future.set_exception(error)
             if not self.hello.done():
                 self.hello.set_exception(error)
