@@ -166,7 +166,8 @@ def accept_queue(address) -> AcceptQueue | None:
         if isinstance(address, str | bytes):
             name = os.fsencode(address)
             named = [s for s in sock_diag.unix(1 << sock_diag.LISTEN) if s.name == name]
-            found = [(s.recv_q, s.send_q) for s in sorted(named, key=lambda s: s.file_inode != _file_inode(name))]
+            at_path = _file_inode(name)  # once: the sort below compares every listener with the same file
+            found = [(s.recv_q, s.send_q) for s in sorted(named, key=lambda s: s.file_inode != at_path)]
         else:
             host, port = address[0], address[1]
             found = [(s.recv_q, s.send_q) for family in _families(host)
